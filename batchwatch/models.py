@@ -1,0 +1,195 @@
+"""Domain types shared by every layer: statuses, remote jobs, stored history records.
+
+Nothing here does I/O. Records are frozen so a value read from Mistral or the database
+cannot be changed behind the back of the code that compares it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class JobStatus(enum.StrEnum):
+    """Mistral's seven ``BatchJobStatus`` values, plus ``UNKNOWN`` for anything else."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    TIMEOUT_EXCEEDED = "TIMEOUT_EXCEEDED"
+    CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
+    CANCELLED = "CANCELLED"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def parse(cls, raw: object) -> JobStatus:
+        """A status string from the wire; anything unrecognised is ``UNKNOWN``, never an error."""
+        try:
+            return cls(str(raw))
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        return self in ACTIVE_STATUSES
+
+
+#: The statuses in which Mistral may still change a job: these are what a poll lists.
+ACTIVE_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLATION_REQUESTED}
+)
+#: The statuses a job never leaves.
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.SUCCESS, JobStatus.FAILED, JobStatus.TIMEOUT_EXCEEDED, JobStatus.CANCELLED}
+)
+#: The real Mistral statuses (``UNKNOWN`` is ours, never sent upstream).
+MISTRAL_STATUSES: tuple[JobStatus, ...] = tuple(s for s in JobStatus if s is not JobStatus.UNKNOWN)
+
+# How far along its life a status is. A job only moves forward, so an observation with a
+# lower rank than the stored one is stale (a list page read before the change landed) and
+# must not be recorded as a transition backwards.
+_RANK: dict[JobStatus, int] = {
+    JobStatus.QUEUED: 0,
+    JobStatus.RUNNING: 1,
+    JobStatus.CANCELLATION_REQUESTED: 2,
+    JobStatus.SUCCESS: 3,
+    JobStatus.FAILED: 3,
+    JobStatus.TIMEOUT_EXCEEDED: 3,
+    JobStatus.CANCELLED: 3,
+}
+
+
+def status_rank(status: JobStatus) -> int | None:
+    """The lifecycle position of ``status``; ``None`` for ``UNKNOWN``."""
+    return _RANK.get(status)
+
+
+class JobSource(enum.StrEnum):
+    """How batchwatch came to know a job."""
+
+    DISCOVERED = "discovered"  # seen in a list of the workspace's jobs
+    CREATED = "created"  # created through batchwatch
+    TRACKED = "tracked"  # added by hand with `track`
+
+
+@dataclass(frozen=True, slots=True)
+class BatchError:
+    message: str
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """The request counters Mistral reports for a job; a change is a progress sample."""
+
+    total: int
+    completed: int
+    succeeded: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteJob:
+    """A batch job as Mistral reported it, parsed at the edge (``client.py``)."""
+
+    id: str
+    status: JobStatus
+    raw_status: str
+    endpoint: str
+    input_files: tuple[str, ...]
+    model: str | None
+    agent_id: str | None
+    metadata: Mapping[str, Any] | None
+    output_file: str | None
+    error_file: str | None
+    errors: tuple[BatchError, ...]
+    created_at: int
+    started_at: int | None
+    completed_at: int | None
+    counters: Counters
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJob:
+    """What the store holds about a job: its latest snapshot plus batchwatch's bookkeeping."""
+
+    remote: RemoteJob
+    source: JobSource
+    first_seen_at: datetime
+    last_seen_at: datetime
+    transition_count: int
+    deleted_upstream_at: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return self.remote.id
+
+    @property
+    def status(self) -> JobStatus:
+        return self.remote.status
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One recorded status change.
+
+    ``from_status`` is ``None`` on the first sighting. The change happened somewhere between
+    ``last_seen_before`` (the last time the job was seen in ``from_status``) and
+    ``observed_at``.
+    """
+
+    job_id: str
+    seq: int
+    from_status: JobStatus | None
+    to_status: JobStatus
+    observed_at: datetime
+    last_seen_before: datetime | None
+    source: str = "poll"
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressSample:
+    job_id: str
+    observed_at: datetime
+    counters: Counters
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a Mistral list response."""
+
+    jobs: tuple[RemoteJob, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    id: str
+    filename: str
+    bytes: int
+    purpose: str
+    num_lines: int | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """Query parameters of Mistral's list operation (``GET /v1/batch/jobs``)."""
+
+    statuses: tuple[JobStatus, ...] = ()
+    model: str | None = None
+    agent_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    created_after: datetime | None = None
+    created_by_me: bool = False
+    order_by: str = "-created"
