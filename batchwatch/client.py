@@ -1,0 +1,432 @@
+"""The only module that speaks HTTP: to Mistral (or the simulator), and to the local daemon.
+
+JSON is parsed into typed records here, at the edge; the rest of batchwatch never sees a
+raw response. Every failure becomes one ``ApiError`` that says whether a retry can help.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from batchwatch import __version__
+from batchwatch.models import (
+    BatchError,
+    Counters,
+    FileInfo,
+    JobPage,
+    JobStatus,
+    ListFilter,
+    RemoteJob,
+)
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Called after every HTTP exchange: (operation, status code or None when no response came).
+Observer = Callable[[str, int | None], None]
+
+
+class ApiError(Exception):
+    """A failed call. ``retryable`` says whether the same call may succeed later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retryable: bool = False,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.retryable = retryable
+        self.body = body
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; urllib3 honours ``Retry-After`` on 429 and 503."""
+
+    attempts: int = 4
+    backoff_factor: float = 0.5
+    backoff_max: float = 30.0
+    jitter: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """Mistral's ``CreateBatchJobRequest``."""
+
+    endpoint: str
+    model: str | None = None
+    input_files: tuple[str, ...] = ()
+    requests: tuple[Mapping[str, Any], ...] = ()
+    metadata: Mapping[str, str] | None = None
+    timeout_hours: int = 24
+    agent_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"endpoint": self.endpoint, "timeout_hours": self.timeout_hours}
+        if self.input_files:
+            body["input_files"] = list(self.input_files)
+        if self.requests:
+            body["requests"] = [dict(r) for r in self.requests]
+        for key in ("model", "agent_id"):
+            if getattr(self, key) is not None:
+                body[key] = getattr(self, key)
+        if self.metadata:
+            body["metadata"] = dict(self.metadata)
+        return body
+
+
+def _retry(policy: RetryPolicy, methods: Iterable[str], *, unsent_only: bool = False) -> Retry:
+    if unsent_only:
+        # A create must not be resent once the server may have acted on it: only retry
+        # failures that prove the request never arrived (connection refused).
+        return Retry(total=policy.attempts, connect=policy.attempts, read=0, status=0,
+                     other=0, allowed_methods=None, raise_on_status=False,
+                     backoff_factor=policy.backoff_factor, backoff_max=policy.backoff_max,
+                     backoff_jitter=policy.jitter)
+    return Retry(
+        total=policy.attempts,
+        backoff_factor=policy.backoff_factor,
+        backoff_max=policy.backoff_max,
+        backoff_jitter=policy.jitter,
+        status_forcelist=sorted(RETRYABLE_STATUS),
+        allowed_methods=frozenset(methods),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def _session(retry: Retry, pool_size: int, user_agent: str) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = user_agent
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+class HttpApi:
+    """Sessions, auth, timeouts, retries and error mapping shared by both clients."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        pool_size: int = 8,
+        observer: Observer | None = None,
+    ) -> None:
+        policy = retry or RetryPolicy()
+        agent = f"batchwatch/{__version__}"
+        self.base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._observer = observer
+        # POST /cancel is idempotent upstream, so it may be retried like a read.
+        self._session = _session(_retry(policy, ("GET", "DELETE", "POST")), pool_size, agent)
+        self._once = _session(_retry(policy, (), unsent_only=True), 2, agent)
+        for session in (self._session, self._once):
+            if api_key:
+                session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def close(self) -> None:
+        self._session.close()
+        self._once.close()
+
+    def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        once: bool = False,
+        accept: str | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        session = self._once if once else self._session
+        headers = dict(kwargs.pop("headers", None) or {})
+        if accept:
+            headers["Accept"] = accept
+        try:
+            response = session.request(
+                method, self.base_url + path, timeout=self._timeout, headers=headers, **kwargs
+            )
+        except requests.RequestException as exc:
+            self._observe(operation, None)
+            raise _transport_error(operation, exc) from None
+        self._observe(operation, response.status_code)
+        if response.status_code >= 400:
+            raise _http_error(operation, response)
+        return response
+
+    def _json(self, operation: str, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._call(operation, method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                f"{operation}: the server sent a body that is not JSON "
+                f"(HTTP {response.status_code}, {len(response.content)} bytes)",
+                status_code=response.status_code,
+                retryable=True,
+            ) from None
+
+    def _observe(self, operation: str, status: int | None) -> None:
+        if self._observer is not None:
+            self._observer(operation, status)
+
+
+def _transport_error(operation: str, exc: requests.RequestException) -> ApiError:
+    kind = type(exc).__name__
+    if isinstance(exc, requests.exceptions.RetryError):
+        return ApiError(f"{operation}: gave up after retries ({exc})", retryable=True)
+    return ApiError(f"{operation}: {kind}: {exc}", retryable=True)
+
+
+def _http_error(operation: str, response: requests.Response) -> ApiError:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:500]
+    detail = _error_text(body)
+    return ApiError(
+        f"{operation}: HTTP {response.status_code}{': ' + detail if detail else ''}",
+        status_code=response.status_code,
+        retryable=response.status_code in RETRYABLE_STATUS,
+        body=body,
+    )
+
+
+def _error_text(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("message", "detail"):
+            value = body.get(key)
+            if isinstance(value, str):
+                return value
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                first = value[0]
+                where = ".".join(str(p) for p in first.get("loc", []))
+                return f"{where}: {first.get('msg', '')}".strip(": ")
+    return str(body)[:200] if body else ""
+
+
+class MistralClient(HttpApi):
+    """Mistral's batch and files operations, each a method that returns typed records."""
+
+    def list_page(self, flt: ListFilter, page: int, page_size: int = 100) -> JobPage:
+        # Mistral: jobs_api_routes_batch_get_batch_jobs (GET /v1/batch/jobs)
+        body = self._json("list_jobs", "GET", "/v1/batch/jobs",
+                          params=list_params(flt, page, page_size))
+        if not isinstance(body, dict) or not isinstance(body.get("total"), int):
+            raise ApiError("list_jobs: response has no integer 'total'", retryable=True)
+        data = body.get("data") or []
+        if not isinstance(data, list):
+            raise ApiError("list_jobs: 'data' is not a list", retryable=True)
+        return JobPage(jobs=tuple(parse_job(item) for item in data), total=body["total"])
+
+    def list_all(
+        self, flt: ListFilter, page_size: int = 100, concurrency: int = 1
+    ) -> list[RemoteJob]:
+        """Every job matching ``flt``: the first page gives ``total``, the rest are fetched
+        ``concurrency`` at a time. A job seen on two pages (the list shifted while it was
+        read) is kept once; the one missed by a shift is the caller's to reconcile."""
+        first = self.list_page(flt, 0, page_size)
+        pages = max(1, math.ceil(first.total / page_size))
+        seen: dict[str, RemoteJob] = {job.id: job for job in first.jobs}
+        if pages > 1:
+            with ThreadPoolExecutor(max_workers=min(concurrency, pages - 1)) as pool:
+                rest = pool.map(lambda n: self.list_page(flt, n, page_size), range(1, pages))
+                for page in rest:
+                    for job in page.jobs:
+                        seen.setdefault(job.id, job)
+        return list(seen.values())
+
+    def get_job(self, job_id: str) -> RemoteJob:
+        # Mistral: jobs_api_routes_batch_get_batch_job (GET /v1/batch/jobs/{job_id})
+        return parse_job(self._json("get_job", "GET", f"/v1/batch/jobs/{_segment(job_id)}"))
+
+    def create_job(self, request: CreateRequest, headers: Mapping[str, str] | None = None
+                   ) -> RemoteJob:
+        # Mistral: jobs_api_routes_batch_create_batch_job (POST /v1/batch/jobs); 200, not 201
+        body = self._json("create_job", "POST", "/v1/batch/jobs", json=request.to_json(),
+                          once=True, headers=dict(headers or {}))
+        return parse_job(body)
+
+    def cancel_job(self, job_id: str) -> RemoteJob:
+        # Mistral: jobs_api_routes_batch_cancel_batch_job (POST /v1/batch/jobs/{id}/cancel)
+        path = f"/v1/batch/jobs/{_segment(job_id)}/cancel"
+        return parse_job(self._json("cancel_job", "POST", path))
+
+    def upload_file(self, path: Path, purpose: str = "batch") -> FileInfo:
+        # Mistral: files_api_routes_upload_file (POST /v1/files, multipart)
+        with path.open("rb") as fh:
+            body = self._json("upload_file", "POST", "/v1/files", once=True,
+                              files={"file": (path.name, fh, "application/jsonl")},
+                              data={"purpose": purpose})
+        return parse_file(body)
+
+    def download_file(self, file_id: str) -> bytes:
+        # Mistral: files_api_routes_download_file (GET /v1/files/{file_id}/content)
+        response = self._call("download_file", "GET", f"/v1/files/{_segment(file_id)}/content",
+                              accept="application/octet-stream")
+        return response.content
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def list_params(flt: ListFilter, page: int, page_size: int) -> list[tuple[str, str]]:
+    """The query string as Mistral expects it: ``status`` repeated, metadata flattened into
+    bare keys (as the official SDKs send it), booleans as ``true``/``false``."""
+    params: list[tuple[str, str]] = [
+        ("page", str(page)),
+        ("page_size", str(page_size)),
+        ("created_by_me", "true" if flt.created_by_me else "false"),
+        ("order_by", flt.order_by),
+    ]
+    params += [("status", status.value) for status in flt.statuses]
+    if flt.model is not None:
+        params.append(("model", flt.model))
+    if flt.agent_id is not None:
+        params.append(("agent_id", flt.agent_id))
+    if flt.created_after is not None:
+        stamp = flt.created_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params.append(("created_after", stamp))
+    params += sorted(flt.metadata.items())
+    return params
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing at the edge
+
+
+def _req(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise ApiError(f"job: field {key!r} is missing or has the wrong type", retryable=True)
+    return value
+
+
+def _opt(body: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    return value if isinstance(value, kind) else None
+
+
+def parse_job(body: Any) -> RemoteJob:
+    """A ``BatchJob`` JSON object → ``RemoteJob``; a malformed one is a retryable ApiError
+    (the next read may be whole), an unknown status becomes ``UNKNOWN``."""
+    if not isinstance(body, dict):
+        raise ApiError("job: response is not a JSON object", retryable=True)
+    raw_status = _req(body, "status", str)
+    errors = tuple(
+        BatchError(message=str(e.get("message", "")), count=int(e.get("count", 1)))
+        for e in _req(body, "errors", list)
+        if isinstance(e, dict)
+    )
+    return RemoteJob(
+        id=_req(body, "id", str),
+        status=JobStatus.parse(raw_status),
+        raw_status=raw_status,
+        endpoint=_req(body, "endpoint", str),
+        input_files=tuple(str(f) for f in _req(body, "input_files", list)),
+        model=_opt(body, "model", str),
+        agent_id=_opt(body, "agent_id", str),
+        metadata=_opt(body, "metadata", dict),
+        output_file=_opt(body, "output_file", str),
+        error_file=_opt(body, "error_file", str),
+        errors=errors,
+        created_at=_req(body, "created_at", int),
+        started_at=_opt(body, "started_at", int),
+        completed_at=_opt(body, "completed_at", int),
+        counters=Counters(
+            total=_req(body, "total_requests", int),
+            completed=_req(body, "completed_requests", int),
+            succeeded=_req(body, "succeeded_requests", int),
+            failed=_req(body, "failed_requests", int),
+        ),
+    )
+
+
+def job_to_json(job: RemoteJob) -> dict[str, Any]:
+    """``RemoteJob`` → Mistral's ``BatchJob`` JSON (what the local API serves)."""
+    return {
+        "id": job.id,
+        "object": "batch",
+        "input_files": list(job.input_files),
+        "metadata": dict(job.metadata) if job.metadata is not None else None,
+        "endpoint": job.endpoint,
+        "model": job.model,
+        "agent_id": job.agent_id,
+        "output_file": job.output_file,
+        "error_file": job.error_file,
+        "errors": [{"message": e.message, "count": e.count} for e in job.errors],
+        "outputs": None,
+        "status": job.raw_status,
+        "created_at": job.created_at,
+        "total_requests": job.counters.total,
+        "completed_requests": job.counters.completed,
+        "succeeded_requests": job.counters.succeeded,
+        "failed_requests": job.counters.failed,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+    }
+
+
+def parse_file(body: Any) -> FileInfo:
+    if not isinstance(body, dict):
+        raise ApiError("file: response is not a JSON object", retryable=True)
+    return FileInfo(
+        id=_req(body, "id", str),
+        filename=_req(body, "filename", str),
+        bytes=int(body.get("bytes") or 0),
+        purpose=str(body.get("purpose", "")),
+        num_lines=_opt(body, "num_lines", int),
+        created_at=_req(body, "created_at", int),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The local daemon's own routes (beyond the Mistral-compatible ones)
+
+
+class BatchwatchClient(MistralClient):
+    """The CLI's view of a running daemon: Mistral's routes plus history and tracking."""
+
+    def list_tracked(
+        self, statuses: Sequence[JobStatus] = (), model: str | None = None, limit: int = 1000
+    ) -> list[RemoteJob]:
+        flt = ListFilter(statuses=tuple(statuses), model=model)
+        return list(self.list_page(flt, 0, limit).jobs)
+
+    def transitions(self, job_id: str) -> list[dict[str, Any]]:
+        body = self._json("transitions", "GET", f"/v1/batch/jobs/{_segment(job_id)}/transitions")
+        return list(body.get("data", [])) if isinstance(body, dict) else []
+
+    def progress(self, job_id: str) -> list[dict[str, Any]]:
+        body = self._json("progress", "GET", f"/v1/batch/jobs/{_segment(job_id)}/progress")
+        return list(body.get("data", [])) if isinstance(body, dict) else []
+
+    def track(self, job_id: str) -> RemoteJob:
+        return parse_job(self._json("track", "POST", f"/v1/batch/jobs/{_segment(job_id)}/track"))
+
+    def health(self) -> dict[str, Any]:
+        response = self._session.get(self.base_url + "/healthz", timeout=self._timeout)
+        body = response.json()
+        return body if isinstance(body, dict) else {}

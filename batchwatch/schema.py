@@ -1,0 +1,137 @@
+"""The tables. The migrations in ``migrations/`` must produce exactly this (a test checks it).
+
+``jobs`` holds each job's latest snapshot; ``transitions`` and ``progress`` are append-only
+history: rows are inserted, never updated or deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware.
+
+    SQLite has no time zones: without this, a value written aware would be read back naive
+    and compare wrongly against ``now``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    # Latest known Mistral status (never UNKNOWN once a real one was seen); raw_status is the
+    # string exactly as Mistral last sent it, so an unrecognised value is still visible.
+    Column("status", String(32), nullable=False),
+    Column("raw_status", String(64), nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("model", String(256)),
+    Column("agent_id", String(256)),
+    Column("input_files", JSON, nullable=False),
+    Column("job_metadata", JSON),
+    Column("output_file", String(64)),
+    Column("error_file", String(64)),
+    Column("errors", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger),
+    Column("completed_at", BigInteger),
+    Column("total_requests", BigInteger, nullable=False),
+    Column("completed_requests", BigInteger, nullable=False),
+    Column("succeeded_requests", BigInteger, nullable=False),
+    Column("failed_requests", BigInteger, nullable=False),
+    # batchwatch's own bookkeeping
+    Column("source", String(16), nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("transition_count", Integer, nullable=False),
+    Column("deleted_upstream_at", UTCDateTime),
+    # Serves the poller's "which tracked jobs are active" and the API's status filter.
+    Index("ix_jobs_status", "status"),
+    # Serves the API's list ordered newest first (Mistral's default order_by=-created).
+    Index("ix_jobs_created_at_id", "created_at", "id"),
+)
+
+transitions = Table(
+    "transitions",
+    metadata,
+    # The autoincrement id is the feed cursor: GET /v1/transitions?after=ID reads in this order.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), ForeignKey("jobs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("from_status", String(32)),
+    Column("to_status", String(32), nullable=False),
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("last_seen_before", UTCDateTime),
+    Column("source", String(16), nullable=False),
+    Column("detail", Text),
+    # The backstop of compare-and-set: a job's n-th transition exists at most once. Its index
+    # also serves "one job's transitions, oldest first".
+    UniqueConstraint("job_id", "seq", name="uq_transitions_job_id_seq"),
+)
+
+progress = Table(
+    "progress",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), ForeignKey("jobs.id"), nullable=False),
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("total_requests", BigInteger, nullable=False),
+    Column("completed_requests", BigInteger, nullable=False),
+    Column("succeeded_requests", BigInteger, nullable=False),
+    Column("failed_requests", BigInteger, nullable=False),
+    # Serves "one job's progress samples, oldest first".
+    Index("ix_progress_job_id_id", "job_id", "id"),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    # Small named values the poller keeps between cycles (the discovery watermark).
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

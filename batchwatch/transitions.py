@@ -1,0 +1,144 @@
+"""Pure decisions: given what is stored and what was observed, what must be recorded?
+
+No I/O and no clock: ``now`` is passed in, so every rule here is tested from tables of cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from batchwatch.models import (
+    ProgressSample,
+    RemoteJob,
+    StoredJob,
+    Transition,
+    status_rank,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobWrite:
+    """The new snapshot of one job, written only if the stored ``transition_count`` still
+    equals ``expected_count`` (compare-and-set: a doubled daemon cannot record twice)."""
+
+    job: RemoteJob
+    is_new: bool
+    expected_count: int
+    new_count: int
+    keep_status: bool  # an UNKNOWN observation: refresh fields, keep the last known status
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    job_id: str
+    reason: str  # "unknown_status" | "stale_observation" | "terminal_changed"
+    stored: str | None
+    observed: str
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    writes: tuple[JobWrite, ...] = ()
+    transitions: tuple[Transition, ...] = ()
+    progress: tuple[ProgressSample, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    touched: tuple[str, ...] = field(default=())  # seen unchanged: only last_seen_at moves
+
+    @property
+    def empty(self) -> bool:
+        return not (self.writes or self.touched)
+
+
+def plan(
+    stored: Mapping[str, StoredJob],
+    observed: Iterable[RemoteJob],
+    now: datetime,
+    source: str = "poll",
+) -> Changes:
+    """The writes, transitions and progress samples that ``observed`` implies.
+
+    A transition is recorded only when the observed status is known and lies further along
+    the lifecycle than the stored one; anything else (an unknown status string, a stale page
+    showing an older status) refreshes nothing that could fake history.
+    """
+    writes: list[JobWrite] = []
+    transitions: list[Transition] = []
+    progress: list[ProgressSample] = []
+    skipped: list[Skipped] = []
+    touched: list[str] = []
+    for job in _latest_by_id(observed):
+        before = stored.get(job.id)
+        decision = _decide(before, job)
+        if isinstance(decision, Skipped):
+            skipped.append(decision)
+            if decision.reason == "unknown_status" and before is not None:
+                writes.append(_write(before, job, changed=False, keep_status=True))
+            elif decision.reason == "unknown_status":
+                writes.append(JobWrite(job, True, 0, 0, keep_status=False))
+            continue
+        if before is not None and not decision and before.remote == job:
+            touched.append(job.id)
+            continue
+        if decision:
+            seq = (before.transition_count if before else 0) + 1
+            transitions.append(Transition(
+                job_id=job.id, seq=seq,
+                from_status=before.status if before and before.transition_count else None,
+                to_status=job.status, observed_at=now,
+                last_seen_before=before.last_seen_at if before else None, source=source,
+            ))
+        if before is None:
+            writes.append(JobWrite(job, True, 0, 1, keep_status=False))
+        else:
+            writes.append(_write(before, job, changed=decision, keep_status=False))
+        if before is None or before.remote.counters != job.counters:
+            progress.append(ProgressSample(job_id=job.id, observed_at=now, counters=job.counters))
+    return Changes(tuple(writes), tuple(transitions), tuple(progress), tuple(skipped),
+                   tuple(touched))
+
+
+def _write(before: StoredJob, job: RemoteJob, *, changed: bool, keep_status: bool) -> JobWrite:
+    count = before.transition_count
+    return JobWrite(job, False, count, count + 1 if changed else count, keep_status)
+
+
+def _decide(before: StoredJob | None, job: RemoteJob) -> bool | Skipped:
+    """True: record a transition. False: no transition, refresh the snapshot. Skipped: ignore."""
+    new_rank = status_rank(job.status)
+    if new_rank is None:
+        return Skipped(job.id, "unknown_status", before.status if before else None,
+                       job.raw_status)
+    if before is None or before.transition_count == 0:
+        return True  # first (known) sighting
+    old_rank = status_rank(before.status)
+    if before.status == job.status:
+        return False
+    if old_rank is not None and new_rank < old_rank:
+        return Skipped(job.id, "stale_observation", before.status, job.raw_status)
+    if before.status.is_terminal:
+        # A terminal status is never left; a different terminal one is an upstream anomaly,
+        # kept out of the history rather than recorded as a second ending.
+        return Skipped(job.id, "terminal_changed", before.status, job.raw_status)
+    return True
+
+
+def _latest_by_id(observed: Iterable[RemoteJob]) -> list[RemoteJob]:
+    """One observation per job. Two reads of one job in a cycle (a list page and a ``get``)
+    keep the one furthest along, so a stale page never hides a later ``get``."""
+    best: dict[str, RemoteJob] = {}
+    for job in observed:
+        current = best.get(job.id)
+        if current is None or (status_rank(job.status) or -1) >= (
+            status_rank(current.status) or -1
+        ):
+            best[job.id] = job
+    return list(best.values())
+
+
+def departed(stored_active: Collection[str], seen: Collection[str]) -> list[str]:
+    """Stored-active jobs that no active listing nor discovery returned this cycle: each
+    needs one ``get`` to learn how it ended (or that it moved while the pages were read)."""
+    seen_set = set(seen)
+    return sorted(job_id for job_id in stored_active if job_id not in seen_set)
