@@ -94,10 +94,18 @@ def _retry(policy: RetryPolicy, methods: Iterable[str], *, unsent_only: bool = F
     if unsent_only:
         # A create must not be resent once the server may have acted on it: only retry
         # failures that prove the request never arrived (connection refused).
-        return Retry(total=policy.attempts, connect=policy.attempts, read=0, status=0,
-                     other=0, allowed_methods=None, raise_on_status=False,
-                     backoff_factor=policy.backoff_factor, backoff_max=policy.backoff_max,
-                     backoff_jitter=policy.jitter)
+        return Retry(
+            total=policy.attempts,
+            connect=policy.attempts,
+            read=0,
+            status=0,
+            other=0,
+            allowed_methods=None,
+            raise_on_status=False,
+            backoff_factor=policy.backoff_factor,
+            backoff_max=policy.backoff_max,
+            backoff_jitter=policy.jitter,
+        )
     return Retry(
         total=policy.attempts,
         backoff_factor=policy.backoff_factor,
@@ -231,8 +239,9 @@ class MistralClient(HttpApi):
 
     def list_page(self, flt: ListFilter, page: int, page_size: int = 100) -> JobPage:
         # Mistral: jobs_api_routes_batch_get_batch_jobs (GET /v1/batch/jobs)
-        body = self._json("list_jobs", "GET", "/v1/batch/jobs",
-                          params=list_params(flt, page, page_size))
+        body = self._json(
+            "list_jobs", "GET", "/v1/batch/jobs", params=list_params(flt, page, page_size)
+        )
         if not isinstance(body, dict) or not isinstance(body.get("total"), int):
             raise ApiError("list_jobs: response has no integer 'total'", retryable=True)
         data = body.get("data") or []
@@ -261,11 +270,18 @@ class MistralClient(HttpApi):
         # Mistral: jobs_api_routes_batch_get_batch_job (GET /v1/batch/jobs/{job_id})
         return parse_job(self._json("get_job", "GET", f"/v1/batch/jobs/{_segment(job_id)}"))
 
-    def create_job(self, request: CreateRequest, headers: Mapping[str, str] | None = None
-                   ) -> RemoteJob:
+    def create_job(
+        self, request: CreateRequest, headers: Mapping[str, str] | None = None
+    ) -> RemoteJob:
         # Mistral: jobs_api_routes_batch_create_batch_job (POST /v1/batch/jobs); 200, not 201
-        body = self._json("create_job", "POST", "/v1/batch/jobs", json=request.to_json(),
-                          once=True, headers=dict(headers or {}))
+        body = self._json(
+            "create_job",
+            "POST",
+            "/v1/batch/jobs",
+            json=request.to_json(),
+            once=True,
+            headers=dict(headers or {}),
+        )
         return parse_job(body)
 
     def cancel_job(self, job_id: str) -> RemoteJob:
@@ -276,15 +292,24 @@ class MistralClient(HttpApi):
     def upload_file(self, path: Path, purpose: str = "batch") -> FileInfo:
         # Mistral: files_api_routes_upload_file (POST /v1/files, multipart)
         with path.open("rb") as fh:
-            body = self._json("upload_file", "POST", "/v1/files", once=True,
-                              files={"file": (path.name, fh, "application/jsonl")},
-                              data={"purpose": purpose})
+            body = self._json(
+                "upload_file",
+                "POST",
+                "/v1/files",
+                once=True,
+                files={"file": (path.name, fh, "application/jsonl")},
+                data={"purpose": purpose},
+            )
         return parse_file(body)
 
     def download_file(self, file_id: str) -> bytes:
         # Mistral: files_api_routes_download_file (GET /v1/files/{file_id}/content)
-        response = self._call("download_file", "GET", f"/v1/files/{_segment(file_id)}/content",
-                              accept="application/octet-stream")
+        response = self._call(
+            "download_file",
+            "GET",
+            f"/v1/files/{_segment(file_id)}/content",
+            accept="application/octet-stream",
+        )
         return response.content
 
 

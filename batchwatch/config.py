@@ -111,9 +111,7 @@ def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | Non
     return local if local.is_file() else None
 
 
-def load_settings(
-    config_path: str | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(config_path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings; raise ``ConfigError`` naming the key on any problem."""
     env = os.environ if env is None else env
     path = find_config_file(config_path, env)

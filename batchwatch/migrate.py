@@ -12,7 +12,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 
-
 def alembic_config(engine: Engine) -> Config:
     config = Config()
     # A real directory both in a checkout (editable install) and in an installed wheel.

@@ -67,8 +67,9 @@ class PartialCycle(Exception):
 def _sorted_filter(
     statuses: frozenset[JobStatus], *, created_by_me: bool, created_after: datetime | None = None
 ) -> ListFilter:
-    return ListFilter(statuses=tuple(sorted(statuses)), created_by_me=created_by_me,
-                      created_after=created_after)
+    return ListFilter(
+        statuses=tuple(sorted(statuses)), created_by_me=created_by_me, created_after=created_after
+    )
 
 
 def poll_once(
@@ -80,8 +81,9 @@ def poll_once(
     mine = options.discover == "mine"
 
     # Mistral: one status-filtered list (status repeated) instead of a get per job.
-    listed = client.list_all(_sorted_filter(ACTIVE_STATUSES, created_by_me=mine),
-                             options.page_size, options.concurrency)
+    listed = client.list_all(
+        _sorted_filter(ACTIVE_STATUSES, created_by_me=mine), options.page_size, options.concurrency
+    )
     discovered = _discover(client, store, options) if options.discover != "none" else []
     observed = listed + discovered
     if options.discover == "none":
@@ -103,9 +105,13 @@ def poll_once(
     _log_changes(changes, deleted)
 
     report = CycleReport(
-        listed=len(listed), discovered=len(discovered), departed=len(gone),
-        transitions=len(changes.transitions), progress=len(changes.progress),
-        skipped=len(changes.skipped), deleted=len(deleted),
+        listed=len(listed),
+        discovered=len(discovered),
+        departed=len(gone),
+        transitions=len(changes.transitions),
+        progress=len(changes.progress),
+        skipped=len(changes.skipped),
+        deleted=len(deleted),
         seconds=round(time.monotonic() - started, 4),
     )
     log.info("poll_finished", **asdict(report))
@@ -118,11 +124,10 @@ def _discover(client: MistralClient, store: Store, options: PollOptions) -> list
     """Jobs that ended without ever being seen active: created since the last cycle (or,
     on the very first cycle, ever), already in a terminal status."""
     mark = store.get_state(WATERMARK)
-    since = (
-        datetime.fromtimestamp(int(mark), UTC) - options.discovery_overlap if mark else None
+    since = datetime.fromtimestamp(int(mark), UTC) - options.discovery_overlap if mark else None
+    flt = _sorted_filter(
+        TERMINAL_STATUSES, created_by_me=options.discover == "mine", created_after=since
     )
-    flt = _sorted_filter(TERMINAL_STATUSES, created_by_me=options.discover == "mine",
-                         created_after=since)
     return client.list_all(flt, options.page_size, options.concurrency)
 
 
@@ -147,12 +152,19 @@ def _fetch_departed(
 def _log_changes(changes: Changes, deleted: list[str]) -> None:
     for t in changes.transitions:
         log.info(
-            "job_transitioned", job_id=t.job_id,
+            "job_transitioned",
+            job_id=t.job_id,
             from_status=t.from_status.value if t.from_status else None,
-            to_status=t.to_status.value, observed_at=t.observed_at.isoformat(),
+            to_status=t.to_status.value,
+            observed_at=t.observed_at.isoformat(),
         )
     for s in changes.skipped:
-        log.warning("observation_ignored", job_id=s.job_id, reason=s.reason,
-                    stored_status=s.stored, observed_status=s.observed)
+        log.warning(
+            "observation_ignored",
+            job_id=s.job_id,
+            reason=s.reason,
+            stored_status=s.stored,
+            observed_status=s.observed,
+        )
     for job_id in deleted:
         log.warning("job_deleted_upstream", job_id=job_id)

@@ -225,15 +225,24 @@ class Writer:
         new = [w for w in changes.writes if w.is_new]
         old = [w for w in changes.writes if not w.is_new]
         if new:
-            rows = [_job_row(w.job, w.new_count, keep_status=False) | {
-                "source": source.value, "first_seen_at": now, "last_seen_at": now,
-            } for w in new]
+            rows = [
+                _job_row(w.job, w.new_count, keep_status=False)
+                | {
+                    "id": w.job.id,
+                    "source": source.value,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                }
+                for w in new
+            ]
             self.conn.execute(insert(jobs), rows)
         if old:
             self._update_jobs(old, now)
         self.touch(changes.touched, now)
         if changes.transitions:
-            self.conn.execute(insert(transitions), [_transition_row(t) for t in changes.transitions])
+            self.conn.execute(
+                insert(transitions), [_transition_row(t) for t in changes.transitions]
+            )
         if changes.progress:
             self.conn.execute(insert(progress), [_progress_row(p) for p in changes.progress])
 
@@ -250,21 +259,27 @@ class Writer:
             columns = _job_row(batch[0].job, 0, keep_status).keys()
             stmt = (
                 update(jobs)
-                .where(jobs.c.id == bindparam("b_id_"),
-                       jobs.c.transition_count == bindparam("b_expected"))
-                .values({c: bindparam(f"b_{c}") for c in columns} | {
-                    "last_seen_at": bindparam("b_seen")})
+                .where(
+                    jobs.c.id == bindparam("b_id_"),
+                    jobs.c.transition_count == bindparam("b_expected"),
+                )
+                .values(
+                    {c: bindparam(f"b_{c}") for c in columns}
+                    | {"last_seen_at": bindparam("b_seen")}
+                )
             )
             result = self.conn.execute(stmt, params)
             if result.rowcount != len(params):
                 raise WriteConflict(
-                    f"{len(params) - result.rowcount} job(s) changed under this write")
+                    f"{len(params) - result.rowcount} job(s) changed under this write"
+                )
 
     def touch(self, job_ids: Collection[str], now: datetime) -> None:
         ids = list(job_ids)
         for start in range(0, len(ids), _CHUNK):
             self.conn.execute(
-                update(jobs).where(jobs.c.id.in_(ids[start : start + _CHUNK]))
+                update(jobs)
+                .where(jobs.c.id.in_(ids[start : start + _CHUNK]))
                 .values(last_seen_at=now)
             )
 
@@ -276,8 +291,9 @@ class Writer:
             select(sync_state.c.name).where(sync_state.c.name == name)
         ).first()
         if exists:
-            self.conn.execute(update(sync_state).where(sync_state.c.name == name)
-                              .values(value=value))
+            self.conn.execute(
+                update(sync_state).where(sync_state.c.name == name).values(value=value)
+            )
         else:
             self.conn.execute(insert(sync_state).values(name=name, value=value))
 
@@ -385,6 +401,8 @@ def row_to_transition(row: RowMapping) -> Transition:
 
 def row_to_progress(row: RowMapping) -> ProgressSample:
     return ProgressSample(
-        id=row["id"], job_id=row["job_id"], observed_at=row["observed_at"],
+        id=row["id"],
+        job_id=row["job_id"],
+        observed_at=row["observed_at"],
         counters=_counters(row),
     )

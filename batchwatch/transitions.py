@@ -83,20 +83,26 @@ def plan(
             continue
         if decision:
             seq = (before.transition_count if before else 0) + 1
-            transitions.append(Transition(
-                job_id=job.id, seq=seq,
-                from_status=before.status if before and before.transition_count else None,
-                to_status=job.status, observed_at=now,
-                last_seen_before=before.last_seen_at if before else None, source=source,
-            ))
+            transitions.append(
+                Transition(
+                    job_id=job.id,
+                    seq=seq,
+                    from_status=before.status if before and before.transition_count else None,
+                    to_status=job.status,
+                    observed_at=now,
+                    last_seen_before=before.last_seen_at if before else None,
+                    source=source,
+                )
+            )
         if before is None:
             writes.append(JobWrite(job, True, 0, 1, keep_status=False))
         else:
             writes.append(_write(before, job, changed=decision, keep_status=False))
         if before is None or before.remote.counters != job.counters:
             progress.append(ProgressSample(job_id=job.id, observed_at=now, counters=job.counters))
-    return Changes(tuple(writes), tuple(transitions), tuple(progress), tuple(skipped),
-                   tuple(touched))
+    return Changes(
+        tuple(writes), tuple(transitions), tuple(progress), tuple(skipped), tuple(touched)
+    )
 
 
 def _write(before: StoredJob, job: RemoteJob, *, changed: bool, keep_status: bool) -> JobWrite:
@@ -108,8 +114,7 @@ def _decide(before: StoredJob | None, job: RemoteJob) -> bool | Skipped:
     """True: record a transition. False: no transition, refresh the snapshot. Skipped: ignore."""
     new_rank = status_rank(job.status)
     if new_rank is None:
-        return Skipped(job.id, "unknown_status", before.status if before else None,
-                       job.raw_status)
+        return Skipped(job.id, "unknown_status", before.status if before else None, job.raw_status)
     if before is None or before.transition_count == 0:
         return True  # first (known) sighting
     old_rank = status_rank(before.status)

@@ -16,8 +16,9 @@ SIM_API_KEY = "sim-test-key"
 @pytest.fixture
 def simulator() -> Iterator[RunningSimulator]:
     """The Mistral simulator on a free loopback port, with fast job lifecycles."""
-    settings = SimulatorSettings(api_key=SIM_API_KEY, queue_seconds=0.3, run_seconds=1.0,
-                                 cancel_seconds=0.3)
+    settings = SimulatorSettings(
+        api_key=SIM_API_KEY, queue_seconds=0.3, run_seconds=1.0, cancel_seconds=0.3
+    )
     running = start_in_thread(settings, host="127.0.0.1", port=0)
     try:
         yield running

@@ -42,8 +42,9 @@ def _assert_no_drift(url: str) -> None:
         store.migrate()  # a second run is a no-op, not an error
         assert migrate.current_revision(store.engine) == migrate.head_revision(store.engine)
         with store.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
-                                    metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+            )
         assert diff == [], f"migrations and schema.py disagree: {diff}"
         tables = set(inspect(store.engine).get_table_names())
         assert {"jobs", "transitions", "progress", "sync_state", "alembic_version"} <= tables

@@ -1,0 +1,251 @@
+"""The ``batchwatch`` command: one parser, one function per subcommand, one place that turns
+errors into a clear line and an exit code.
+
+Heavy modules (FastAPI, SQLAlchemy, rich) are imported inside the subcommands that use
+them, so a query command starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from batchwatch import __version__
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+STATUS_CHOICES = (
+    "QUEUED",
+    "RUNNING",
+    "SUCCESS",
+    "FAILED",
+    "TIMEOUT_EXCEEDED",
+    "CANCELLATION_REQUESTED",
+    "CANCELLED",
+)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, no traceback."""
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from batchwatch.config import load_settings
+
+    return load_settings(args.config)
+
+
+def _configure_logs(settings: Any) -> None:
+    from batchwatch import logs
+
+    logs.configure(settings.log.level, settings.log.format)
+
+
+def _daemon_client(args: argparse.Namespace) -> Any:
+    from batchwatch.client import BatchwatchClient, RetryPolicy
+    from batchwatch.daemon import read_token
+
+    settings = _settings(args)
+    url = args.url or settings.api_url
+    token = read_token(settings.token_file)
+    return BatchwatchClient(url, token, timeout=10.0, retry=RetryPolicy(attempts=0))
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+# ---- subcommands -----------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from batchwatch.daemon import Daemon
+
+    settings = _settings(args)
+    _configure_logs(settings)
+    return Daemon(settings).run()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from batchwatch.store import Store
+
+    settings = _settings(args)
+    _configure_logs(settings)
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    print(f"database is at the latest schema: {_safe(settings.database_url)}")
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from batchwatch.simulator import SimulatorSettings, serve
+
+    sim = SimulatorSettings(
+        api_key=args.api_key,
+        queue_seconds=args.queue_seconds,
+        run_seconds=args.run_seconds,
+        cancel_seconds=args.cancel_seconds,
+        latency_seconds=args.latency_ms / 1000.0,
+    )
+    print(
+        f"Mistral simulator on http://{args.host}:{args.port} "
+        f"(api key: {'as given' if args.api_key else 'any'}); Ctrl-C stops it",
+        file=sys.stderr,
+    )
+    serve(sim, args.host, args.port)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from batchwatch.demo import run_demo
+
+    return run_demo(jobs=args.jobs, keep=args.keep)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from batchwatch.client import job_to_json
+    from batchwatch.models import JobStatus
+
+    client = _daemon_client(args)
+    found = client.list_tracked([JobStatus(s) for s in args.status or ()], args.model, args.limit)
+    if args.json:
+        _print_json([job_to_json(job) for job in found])
+        return EXIT_OK
+    from batchwatch.display import jobs_table, console
+
+    console().print(jobs_table(found))
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from batchwatch.client import job_to_json
+
+    client = _daemon_client(args)
+    job = client.get_job(args.job_id)
+    transitions = client.transitions(args.job_id)
+    samples = client.progress(args.job_id)
+    if args.json:
+        _print_json({"job": job_to_json(job), "transitions": transitions, "progress": samples})
+        return EXIT_OK
+    from batchwatch.display import console, job_details
+
+    for part in job_details(job, transitions, samples):
+        console().print(part)
+    return EXIT_OK
+
+
+# ---- parser and error handling ---------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchwatch",
+        description="Track Mistral batch jobs and keep every status change they go through.",
+    )
+    parser.add_argument("--version", action="version", version=f"batchwatch {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML config file (default: $BATCHWATCH_CONFIG, ./batchwatch.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    add("serve", cmd_serve, "run the daemon in the foreground (scheduler + local API)")
+    add("migrate", cmd_migrate, "apply the database migrations")
+    sim = add("simulate", cmd_simulate, "run only the Mistral-compatible simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8780)
+    sim.add_argument("--api-key", default=None, help="accept only this bearer key")
+    sim.add_argument("--queue-seconds", type=float, default=2.0, help="time a job stays QUEUED")
+    sim.add_argument("--run-seconds", type=float, default=10.0, help="time a job runs")
+    sim.add_argument(
+        "--cancel-seconds",
+        type=float,
+        default=1.0,
+        help="time from CANCELLATION_REQUESTED to CANCELLED",
+    )
+    sim.add_argument("--latency-ms", type=float, default=0.0, help="added to every response")
+    demo = add("demo", cmd_demo, "show batchwatch working against the built-in simulator")
+    demo.add_argument("--jobs", type=int, default=5, help="how many jobs to submit (1-20)")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's database directory")
+
+    for name, func, help_ in (
+        ("jobs", cmd_jobs, "list tracked jobs, newest first"),
+        ("show", cmd_show, "one job: its fields, transitions and progress"),
+    ):
+        p = add(name, func, help_)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--url", help="the daemon's URL (default: from api.host and api.port)")
+        if name == "jobs":
+            p.add_argument(
+                "--status",
+                action="append",
+                choices=STATUS_CHOICES,
+                help="only jobs in this status (repeatable)",
+            )
+            p.add_argument("--model", help="only jobs of this model")
+            p.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
+        else:
+            p.add_argument("job_id", metavar="JOB_ID")
+    return parser
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
+    """One line for an error the user can act on; None for a real bug (traceback)."""
+    from batchwatch.client import ApiError
+    from batchwatch.config import ConfigError
+    from batchwatch.daemon import StartupError
+
+    if isinstance(exc, ConfigError | StartupError | UserError):
+        return str(exc)
+    if isinstance(exc, ApiError):
+        if exc.status_code is None:
+            return (
+                f"cannot reach the batchwatch daemon ({exc.message.split(': ', 1)[-1]}); "
+                "is `batchwatch serve` running?"
+            )
+        if exc.status_code == 401:
+            return "the daemon refused the token: check api.token_file matches the daemon's"
+        if exc.status_code == 404:
+            return f"not found: {getattr(args, 'job_id', '')} is not a tracked job".strip()
+        return exc.message
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        message = _explain(exc, args)
+        if message is None:
+            raise
+        from batchwatch.logs import redact
+
+        print(f"batchwatch: error: {redact(message)}", file=sys.stderr)
+        return EXIT_ERROR

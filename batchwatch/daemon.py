@@ -1,0 +1,214 @@
+"""The composition root: builds every part from the settings and runs them until told to stop.
+
+Shutdown is one event: SIGTERM/SIGINT set it, and the scheduler and the HTTP server are
+stopped when it is set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import stat
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from batchwatch.config import Settings
+from batchwatch.logs import get_logger, register_secret
+
+log = get_logger("batchwatch.daemon")
+
+
+class StartupError(Exception):
+    """The daemon cannot start for a reason the operator can fix; the message says which."""
+
+
+def ensure_token(path: Path) -> str:
+    """Read the API token, creating the file (mode 0600, random token) when it is missing."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_token(path, check_mode=True)
+    except OSError as exc:
+        if exc.errno == 2:  # the directory is missing
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return ensure_token(path)
+        raise StartupError(f"api.token_file: cannot create {path}: {exc.strerror}") from None
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    log.info("token_created", path=str(path))
+    return token
+
+
+def read_token(path: Path, *, check_mode: bool = False) -> str:
+    try:
+        if check_mode and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            raise StartupError(
+                f"api.token_file: {path} is readable by other users; run `chmod 600 {path}`"
+            )
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise StartupError(
+            f"no API token at {path}: start the daemon once (`batchwatch serve`) to create "
+            "it, or set api.token_file"
+        ) from None
+    except PermissionError:
+        raise StartupError(f"api.token_file: permission denied reading {path}") from None
+    if not token:
+        raise StartupError(f"api.token_file: {path} is empty")
+    return token
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so a port in use is one clear error, not a thread dying."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"api.port: cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Daemon:
+    """``start`` builds and starts every part; ``wait`` blocks until the stop event;
+    ``close`` stops them in order. ``run`` is the three, for ``batchwatch serve``."""
+
+    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.api_url = ""
+        self._closers: list[Callable[[], object]] = []
+        self._web: threading.Thread | None = None
+
+    def run(self) -> int:
+        self._install_signals(self.stop)
+        self.start()
+        try:
+            return self.wait()
+        finally:
+            self.close()
+
+    def start(self) -> None:
+        import uvicorn
+
+        from batchwatch.api import create_app
+        from batchwatch.client import MistralClient
+        from batchwatch.health import Health
+        from batchwatch.poller import PollOptions, poll_once
+        from batchwatch.scheduler import PollScheduler
+        from batchwatch.store import Store
+
+        s = self.settings
+        register_secret(s.mistral.api_key)
+        token = ensure_token(s.token_file)
+        register_secret(token)
+        sock = bind_socket(s.api.host, s.api.port)
+        self._closers.append(sock.close)
+        store = Store(s.database_url)
+        self._closers.append(store.close)
+        try:
+            store.migrate()
+        except Exception as exc:
+            self.close()
+            raise StartupError(f"database.url: cannot migrate the database: {exc}") from None
+        if not s.mistral.api_key:
+            log.warning("api_key_missing", hint="set MISTRAL_API_KEY or mistral.api_key_file")
+        client = MistralClient(
+            s.mistral.server_url,
+            s.mistral.api_key,
+            timeout=s.mistral.timeout_seconds,
+            pool_size=s.tracking.concurrency + 2,
+        )
+        self._closers.append(client.close)
+        health = Health(s.tracking.poll_interval_seconds, datetime.now(UTC))
+        options = PollOptions(
+            discover=s.tracking.discover,
+            page_size=s.tracking.page_size,
+            concurrency=s.tracking.concurrency,
+        )
+        scheduler = PollScheduler(
+            lambda: poll_once(client, store, options), s.tracking.poll_interval_seconds, health
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(store, health, token),
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                log_level="warning",
+            )
+        )
+        self._web = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True
+        )
+        self._web.start()
+        self._closers.append(lambda: self._stop_server(server))
+        scheduler.start()
+        self._closers.append(lambda: scheduler.shutdown(wait=True))
+        host, port = sock.getsockname()[:2]
+        self.api_url = _http_url(host, port)
+        log.info(
+            "daemon_started",
+            api=self.api_url,
+            database=_safe_url(s.database_url),
+            upstream=s.mistral.server_url,
+            discover=s.tracking.discover,
+            poll_interval_seconds=s.tracking.poll_interval_seconds,
+        )
+
+    def wait(self) -> int:
+        while not self.stop.wait(0.5):
+            if self._web is not None and not self._web.is_alive():
+                log.error("api_server_stopped")
+                return 1
+        return 0
+
+    def close(self) -> None:
+        if not self._closers:
+            return
+        log.info("daemon_stopping")
+        # Stop in reverse order of start: scheduler first (it finishes its cycle), then the
+        # API, then the client, the store and the socket.
+        while self._closers:
+            self._closers.pop()()
+        log.info("daemon_stopped")
+
+    def _stop_server(self, server: Any) -> None:
+        server.should_exit = True
+        if self._web is not None:
+            self._web.join(timeout=10)
+
+    @staticmethod
+    def _install_signals(stop: threading.Event) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal_received", signal=signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+
+def _http_url(host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - reached on loopback
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,139 @@
+"""``batchwatch demo``: the whole loop on a fresh machine, no API key needed.
+
+Starts the simulator and a daemon on a temporary database, submits a few jobs that end in
+different ways, shows them progressing live, prints each job's history and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from rich.live import Live
+
+from batchwatch import logs
+from batchwatch.client import BatchwatchClient, CreateRequest, MistralClient
+from batchwatch.config import (
+    ApiSettings,
+    DatabaseSettings,
+    LogSettings,
+    MistralSettings,
+    Settings,
+    TrackingSettings,
+)
+from batchwatch.daemon import Daemon
+from batchwatch.display import console, jobs_table, transitions_table
+from batchwatch.models import RemoteJob
+from batchwatch.simulator import SimulatorSettings, start_in_thread
+
+DEMO_KEY = "demo-key-not-secret"
+# (name, simulator directives): each job ends in its own way.
+SCENARIOS: list[tuple[str, dict[str, str]]] = [
+    ("translate-catalogue", {"sim_outcome": "SUCCESS", "sim_run_seconds": "6"}),
+    (
+        "summarise-tickets",
+        {"sim_outcome": "SUCCESS", "sim_run_seconds": "8", "sim_failure_rate": "0.1"},
+    ),
+    ("classify-reviews", {"sim_outcome": "FAILED", "sim_run_seconds": "7"}),
+    ("embed-archive", {"sim_outcome": "TIMEOUT_EXCEEDED", "sim_run_seconds": "9"}),
+    ("cancel-me", {"sim_outcome": "SUCCESS", "sim_run_seconds": "30"}),
+]
+CANCEL_AFTER_SECONDS = 3.0
+DEADLINE_SECONDS = 45.0
+
+
+def _requests_file(directory: Path, lines: int) -> Path:
+    path = directory / "requests.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for n in range(lines):
+            body = {
+                "max_tokens": 64,
+                "messages": [{"role": "user", "content": f"Question number {n}?"}],
+            }
+            fh.write(json.dumps({"custom_id": str(n), "body": body}) + "\n")
+    return path
+
+
+def _submit(upstream: MistralClient, workdir: Path, count: int) -> list[str]:
+    uploaded = upstream.upload_file(_requests_file(workdir, 40), purpose="batch")
+    ids: list[str] = []
+    for n in range(count):
+        name, directives = SCENARIOS[n % len(SCENARIOS)]
+        request = CreateRequest(
+            endpoint="/v1/chat/completions",
+            model="mistral-small-latest",
+            input_files=(uploaded.id,),
+            metadata={"job_name": name, **directives},
+        )
+        ids.append(upstream.create_job(request).id)
+    return ids
+
+
+def _watch(local: BatchwatchClient, upstream: MistralClient, ids: list[str]) -> list[RemoteJob]:
+    """A live table until every job has ended (or the deadline passes)."""
+    started = time.monotonic()
+    to_cancel = {
+        job_id for n, job_id in enumerate(ids) if SCENARIOS[n % len(SCENARIOS)][0] == "cancel-me"
+    }
+    shown: list[RemoteJob] = []
+    title = "jobs as the daemon recorded them"
+    with Live(jobs_table([], title, compact=True), console=console(), refresh_per_second=8) as live:
+        while time.monotonic() - started < DEADLINE_SECONDS:
+            tracked = {job.id: job for job in local.list_tracked(limit=1000)}
+            shown = [tracked[i] for i in ids if i in tracked]
+            live.update(jobs_table(shown, title, compact=True))
+            if time.monotonic() - started > CANCEL_AFTER_SECONDS and to_cancel:
+                for job_id in to_cancel:
+                    upstream.cancel_job(job_id)  # a user cancelling it in the console
+                to_cancel.clear()
+            if len(shown) == len(ids) and all(job.status.is_terminal for job in shown):
+                break
+            time.sleep(0.25)
+    return shown
+
+
+def run_demo(jobs: int = 5, keep: bool = False) -> int:
+    jobs = max(1, min(jobs, 20))
+    workdir = Path(tempfile.mkdtemp(prefix="batchwatch-demo-"))
+    logs.configure("warning", "console")
+    sim = start_in_thread(SimulatorSettings(api_key=DEMO_KEY, queue_seconds=1.5))
+    settings = Settings(
+        mistral=MistralSettings(server_url=sim.url, api_key=DEMO_KEY),
+        tracking=TrackingSettings(poll_interval_seconds=0.5),
+        database=DatabaseSettings(url=f"sqlite:///{workdir / 'batchwatch.db'}"),
+        api=ApiSettings(port=0, token_file=workdir / "api-token"),
+        log=LogSettings(level="warning"),
+        state_dir=workdir,
+    )
+    daemon = Daemon(settings, threading.Event())
+    out = console()
+    try:
+        daemon.start()
+        out.print(
+            f"[bold]batchwatch demo[/]: simulator at {sim.url}, daemon at "
+            f"{daemon.api_url}, database {workdir / 'batchwatch.db'}"
+        )
+        upstream = MistralClient(sim.url, DEMO_KEY)
+        local = BatchwatchClient(daemon.api_url, (workdir / "api-token").read_text().strip())
+        ids = _submit(upstream, workdir, jobs)
+        out.print(f"submitted {len(ids)} jobs to the simulator; the daemon discovers them itself")
+        final = _watch(local, upstream, ids)
+        for job in final:
+            name = (job.metadata or {}).get("job_name", "")
+            samples = len(local.progress(job.id))
+            title = f"{name} ({job.id}): {samples} progress samples"
+            out.print(transitions_table(local.transitions(job.id), title))
+        ended = sum(job.status.is_terminal for job in final)
+        out.print(f"{ended}/{len(ids)} jobs ended; every transition above was recorded once.")
+        return 0 if ended == len(ids) else 1
+    finally:
+        daemon.close()
+        sim.stop()
+        if keep:
+            out.print(f"database kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,177 @@
+"""How jobs look on a terminal: rich tables with status colours, counters and durations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from batchwatch.models import JobStatus, RemoteJob
+
+STATUS_STYLE: dict[str, str] = {
+    "QUEUED": "cyan",
+    "RUNNING": "bold blue",
+    "SUCCESS": "bold green",
+    "FAILED": "bold red",
+    "TIMEOUT_EXCEEDED": "red",
+    "CANCELLATION_REQUESTED": "yellow",
+    "CANCELLED": "magenta",
+}
+
+
+@cache
+def console() -> Console:
+    return Console()
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, "dim"))
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    hours, rest = divmod(seconds, 3600)
+    if hours < 48:
+        return f"{hours}h{rest // 60:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def age(epoch: int | None, now: float | None = None) -> str:
+    if epoch is None:
+        return "-"
+    return duration((now or time.time()) - epoch) + " ago"
+
+
+def run_time(job: RemoteJob, now: float | None = None) -> str:
+    """How long the job has run (or ran): started → completed, or started → now."""
+    if job.started_at is None:
+        return "-"
+    end = job.completed_at if job.completed_at is not None else (now or time.time())
+    return duration(end - job.started_at)
+
+
+def counters_text(job: RemoteJob) -> Text:
+    c = job.counters
+    text = Text(f"{c.completed}/{c.total}")
+    if c.failed:
+        text.append(f" ({c.failed} failed)", style="red")
+    return text
+
+
+def jobs_table(
+    jobs: Sequence[RemoteJob], title: str | None = None, compact: bool = False
+) -> Table:
+    """All of a job's key facts a row; ``compact`` (the demo) trades model and endpoint for
+    the job's ``job_name`` metadata and a short id, to fit 80 columns."""
+    table = Table(title=title, header_style="bold", expand=False)
+    names = (
+        ("ID", "NAME", "STATUS", "REQUESTS", "RUN TIME")
+        if compact
+        else ("ID", "STATUS", "MODEL", "ENDPOINT", "REQUESTS", "CREATED", "RUN TIME")
+    )
+    for name in names:
+        table.add_column(name, no_wrap=name in ("ID", "STATUS", "REQUESTS"))
+    now = time.time()
+    for job in jobs:
+        if compact:
+            name = str((job.metadata or {}).get("job_name", "-"))
+            table.add_row(
+                job.id[:8], name, status_text(job.raw_status), counters_text(job),
+                run_time(job, now),
+            )
+            continue
+        table.add_row(
+            job.id, status_text(job.raw_status), job.model or "-", job.endpoint,
+            counters_text(job), age(job.created_at, now), run_time(job, now),
+        )
+    if not jobs:
+        table.caption = "no tracked jobs match"
+    return table
+
+
+def _when(value: Any) -> str:
+    if not value:
+        return "-"
+    stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def transitions_table(rows: Iterable[dict[str, Any]], title: str = "Transitions") -> Table:
+    table = Table(title=title, header_style="bold", title_justify="left")
+    # WINDOW: how long before OBSERVED the job was last seen in FROM, i.e. the span in
+    # which the change happened.
+    for name in ("#", "FROM", "TO", "OBSERVED (UTC)", "WINDOW", "SOURCE"):
+        table.add_column(name, no_wrap=name not in ("#", "SOURCE"))
+    for row in rows:
+        window = "-"
+        if row.get("last_seen_before"):
+            start = datetime.fromisoformat(str(row["last_seen_before"]).replace("Z", "+00:00"))
+            end = datetime.fromisoformat(str(row["observed_at"]).replace("Z", "+00:00"))
+            window = f"{(end - start).total_seconds():.1f}s"
+        table.add_row(
+            str(row["seq"]),
+            status_text(row["from_status"]) if row.get("from_status") else Text("(new)", "dim"),
+            status_text(row["to_status"]),
+            _when(row["observed_at"]),
+            window,
+            str(row.get("source", "")),
+        )
+    return table
+
+
+def progress_table(rows: Sequence[dict[str, Any]], limit: int = 12) -> Table:
+    table = Table(title="Progress", header_style="bold", title_justify="left")
+    for name in ("OBSERVED AT (UTC)", "COMPLETED", "SUCCEEDED", "FAILED", "TOTAL"):
+        table.add_column(name, justify="right")
+    shown = rows if len(rows) <= limit else [*rows[: limit // 2], *rows[-limit // 2 :]]
+    for row in shown:
+        table.add_row(
+            _when(row["observed_at"]),
+            str(row["completed_requests"]),
+            str(row["succeeded_requests"]),
+            str(row["failed_requests"]),
+            str(row["total_requests"]),
+        )
+    if len(rows) > limit:
+        table.caption = f"{len(rows)} samples; first and last {limit // 2} shown"
+    return table
+
+
+def job_details(
+    job: RemoteJob, transitions: Sequence[dict[str, Any]], samples: Sequence[dict[str, Any]]
+) -> list[RenderableType]:
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold")
+    fields.add_column()
+    status = status_text(job.raw_status)
+    if job.status is JobStatus.UNKNOWN:
+        status.append("  (not a status batchwatch knows)", style="dim")
+    rows: list[tuple[str, RenderableType]] = [
+        ("id", job.id),
+        ("status", status),
+        ("model", job.model or "-"),
+        ("endpoint", job.endpoint),
+        ("requests", counters_text(job)),
+        ("created", age(job.created_at)),
+        ("run time", run_time(job)),
+        ("input files", ", ".join(job.input_files) or "-"),
+        ("output file", job.output_file or "-"),
+        ("error file", job.error_file or "-"),
+        ("metadata", ", ".join(f"{k}={v}" for k, v in (job.metadata or {}).items()) or "-"),
+    ]
+    rows += [("error", f"{e.message} (x{e.count})") for e in job.errors]
+    for name, value in rows:
+        fields.add_row(name, value)
+    return [fields, transitions_table(transitions), progress_table(samples)]

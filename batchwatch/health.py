@@ -1,0 +1,89 @@
+"""What ``/healthz`` reports: the outcome of recent poll cycles, kept thread-safe.
+
+The scheduler thread writes, the API threads read. ``snapshot`` takes ``now`` so the rule
+"the last good poll is too old" is tested without a clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from batchwatch.logs import redact
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    status: str  # "ok" | "degraded"
+    reasons: tuple[str, ...]
+    started_at: datetime
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    cycles: int
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat().replace("+00:00", "Z") if value else None
+
+        return {
+            "status": self.status,
+            "reasons": list(self.reasons),
+            "started_at": iso(self.started_at),
+            "last_poll_at": iso(self.last_poll_at),
+            "last_success_at": iso(self.last_success_at),
+            "last_error": self.last_error,
+            "consecutive_failures": self.consecutive_failures,
+            "cycles": self.cycles,
+        }
+
+
+class Health:
+    def __init__(self, poll_interval: float, started_at: datetime) -> None:
+        # A poll may be late by a couple of intervals (a slow cycle, retries) before that
+        # is a problem worth paging anyone about.
+        self._stale_after = timedelta(seconds=max(3 * poll_interval, poll_interval + 30))
+        self._lock = threading.Lock()
+        self._started_at = started_at
+        self._last_poll_at: datetime | None = None
+        self._last_success_at: datetime | None = None
+        self._last_error: str | None = None
+        self._failures = 0
+        self._cycles = 0
+
+    def record_success(self, at: datetime) -> None:
+        with self._lock:
+            self._last_poll_at = self._last_success_at = at
+            self._last_error = None
+            self._failures = 0
+            self._cycles += 1
+
+    def record_failure(self, at: datetime, error: str) -> None:
+        with self._lock:
+            self._last_poll_at = at
+            self._last_error = redact(error)
+            self._failures += 1
+            self._cycles += 1
+
+    def snapshot(self, now: datetime) -> HealthSnapshot:
+        with self._lock:
+            reasons: list[str] = []
+            if self._last_error is not None:
+                reasons.append(f"last poll failed: {self._last_error}")
+            reference = self._last_success_at or self._started_at
+            if now - reference > self._stale_after:
+                what = "last successful poll" if self._last_success_at else "no successful poll"
+                reasons.append(f"{what} for {int((now - reference).total_seconds())}s")
+            return HealthSnapshot(
+                status="degraded" if reasons else "ok",
+                reasons=tuple(reasons),
+                started_at=self._started_at,
+                last_poll_at=self._last_poll_at,
+                last_success_at=self._last_success_at,
+                last_error=self._last_error,
+                consecutive_failures=self._failures,
+                cycles=self._cycles,
+            )
