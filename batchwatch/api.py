@@ -98,6 +98,7 @@ def read_router(store: Store) -> APIRouter:
     @router.get("/batch/jobs", response_model=ListBatchJobsOut, summary="List tracked jobs")
     def list_jobs(
         request: Request,
+        *,
         page: Annotated[int, Query(ge=0)] = 0,
         page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
         model: str | None = None,

@@ -73,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from batchwatch.store import Store
+    from batchwatch.store import Store, safe_url
 
     settings = _settings(args)
     _configure_logs(settings)
@@ -82,7 +82,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         store.migrate()
     finally:
         store.close()
-    print(f"database is at the latest schema: {_safe(settings.database_url)}")
+    print(f"database is at the latest schema: {safe_url(settings.database_url)}")
     return EXIT_OK
 
 
@@ -120,7 +120,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([job_to_json(job) for job in found])
         return EXIT_OK
-    from batchwatch.display import jobs_table, console
+    from batchwatch.display import console, jobs_table
 
     console().print(jobs_table(found))
     return EXIT_OK
@@ -204,12 +204,6 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("job_id", metavar="JOB_ID")
     return parser
-
-
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _explain(exc: Exception, args: argparse.Namespace) -> str | None:

@@ -7,16 +7,19 @@ raw response. Every failure becomes one ``ApiError`` that says whether a retry c
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from batchwatch import __version__
@@ -90,11 +93,54 @@ class CreateRequest:
         return body
 
 
-def _retry(policy: RetryPolicy, methods: Iterable[str], *, unsent_only: bool = False) -> Retry:
+class Stopping(Exception):
+    """Raised out of a retry wait when the daemon is shutting down."""
+
+
+class _StoppableRetry(Retry):
+    """urllib3's Retry, whose waits (backoff or ``Retry-After``) end at once when the stop
+    event is set, so a shutdown never waits out a long backoff."""
+
+    stop_event: threading.Event | None = None
+
+    def new(self, **kw: Any) -> Self:
+        fresh = super().new(**kw)
+        fresh.stop_event = self.stop_event
+        return fresh
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        delay: float | None = None
+        if self.respect_retry_after_header and response is not None:
+            delay = self.get_retry_after(response)
+        if delay is None:
+            delay = self.get_backoff_time()
+        if delay <= 0:
+            return
+        if self.stop_event is None:
+            time.sleep(delay)
+        elif self.stop_event.wait(delay):
+            raise Stopping("shutting down")
+
+
+def _retry(
+    policy: RetryPolicy,
+    methods: Iterable[str],
+    stop: threading.Event | None,
+    *,
+    unsent_only: bool = False,
+) -> Retry:
+    retry = _make_retry(policy, methods, unsent_only=unsent_only)
+    retry.stop_event = stop
+    return retry
+
+
+def _make_retry(
+    policy: RetryPolicy, methods: Iterable[str], *, unsent_only: bool
+) -> _StoppableRetry:
     if unsent_only:
         # A create must not be resent once the server may have acted on it: only retry
         # failures that prove the request never arrived (connection refused).
-        return Retry(
+        return _StoppableRetry(
             total=policy.attempts,
             connect=policy.attempts,
             read=0,
@@ -106,7 +152,7 @@ def _retry(policy: RetryPolicy, methods: Iterable[str], *, unsent_only: bool = F
             backoff_max=policy.backoff_max,
             backoff_jitter=policy.jitter,
         )
-    return Retry(
+    return _StoppableRetry(
         total=policy.attempts,
         backoff_factor=policy.backoff_factor,
         backoff_max=policy.backoff_max,
@@ -140,6 +186,7 @@ class HttpApi:
         retry: RetryPolicy | None = None,
         pool_size: int = 8,
         observer: Observer | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         policy = retry or RetryPolicy()
         agent = f"batchwatch/{__version__}"
@@ -147,8 +194,8 @@ class HttpApi:
         self._timeout = timeout
         self._observer = observer
         # POST /cancel is idempotent upstream, so it may be retried like a read.
-        self._session = _session(_retry(policy, ("GET", "DELETE", "POST")), pool_size, agent)
-        self._once = _session(_retry(policy, (), unsent_only=True), 2, agent)
+        self._session = _session(_retry(policy, ("GET", "DELETE", "POST"), stop), pool_size, agent)
+        self._once = _session(_retry(policy, (), stop, unsent_only=True), 2, agent)
         for session in (self._session, self._once):
             if api_key:
                 session.headers["Authorization"] = f"Bearer {api_key}"
@@ -156,6 +203,12 @@ class HttpApi:
     def close(self) -> None:
         self._session.close()
         self._once.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def _call(
         self,
@@ -178,6 +231,8 @@ class HttpApi:
         except requests.RequestException as exc:
             self._observe(operation, None)
             raise _transport_error(operation, exc) from None
+        except Stopping:
+            raise ApiError(f"{operation}: abandoned, shutting down", retryable=True) from None
         self._observe(operation, response.status_code)
         if response.status_code >= 400:
             raise _http_error(operation, response)
@@ -344,7 +399,7 @@ def list_params(flt: ListFilter, page: int, page_size: int) -> list[tuple[str, s
 
 def _req(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = body.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise ApiError(f"job: field {key!r} is missing or has the wrong type", retryable=True)
     return value
 

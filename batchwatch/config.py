@@ -22,6 +22,17 @@ class ConfigError(Exception):
     """A configuration problem a user can fix; the message names the key."""
 
 
+def default_state_dir() -> Path:
+    """``$STATE_DIRECTORY`` under systemd, else the platform's per-user data directory."""
+    systemd_dir = os.environ.get("STATE_DIRECTORY")
+    if systemd_dir:
+        # systemd may pass several colon-separated directories; the first is ours.
+        return Path(systemd_dir.split(":")[0])
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("batchwatch", appauthor=False))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,6 +41,8 @@ class MistralSettings(_Section):
     server_url: str = "https://api.mistral.ai"
     api_key_file: Path | None = None
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    #: Retries of one request on 429/5xx/connection errors, with exponential backoff.
+    max_retries: int = Field(default=4, ge=0, le=10)
     #: Not a file key: resolved from api_key_file, $CREDENTIALS_DIRECTORY or $MISTRAL_API_KEY.
     api_key: str | None = Field(default=None, exclude=True, repr=False)
 
@@ -70,7 +83,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
-    state_dir: Path = Field(default_factory=lambda: default_state_dir(), exclude=True)
+    state_dir: Path = Field(default_factory=default_state_dir, exclude=True)
 
     @property
     def database_url(self) -> str:
@@ -88,17 +101,6 @@ class Settings(_Section):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.api.port}"
-
-
-def default_state_dir() -> Path:
-    """``$STATE_DIRECTORY`` under systemd, else the platform's per-user data directory."""
-    systemd_dir = os.environ.get("STATE_DIRECTORY")
-    if systemd_dir:
-        # systemd may pass several colon-separated directories; the first is ours.
-        return Path(systemd_dir.split(":")[0])
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("batchwatch", appauthor=False))
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:

@@ -68,7 +68,9 @@ def read_token(path: Path, *, check_mode: bool = False) -> str:
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind before anything starts, so a port in use is one clear error, not a thread dying."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections accepted from a
+    # socket whose protocol says TCP; without it small responses wait on delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -103,11 +105,11 @@ class Daemon:
         import uvicorn
 
         from batchwatch.api import create_app
-        from batchwatch.client import MistralClient
+        from batchwatch.client import MistralClient, RetryPolicy
         from batchwatch.health import Health
         from batchwatch.poller import PollOptions, poll_once
         from batchwatch.scheduler import PollScheduler
-        from batchwatch.store import Store
+        from batchwatch.store import Store, safe_url
 
         s = self.settings
         register_secret(s.mistral.api_key)
@@ -128,7 +130,9 @@ class Daemon:
             s.mistral.server_url,
             s.mistral.api_key,
             timeout=s.mistral.timeout_seconds,
+            retry=RetryPolicy(attempts=s.mistral.max_retries),
             pool_size=s.tracking.concurrency + 2,
+            stop=self.stop,
         )
         self._closers.append(client.close)
         health = Health(s.tracking.poll_interval_seconds, datetime.now(UTC))
@@ -161,7 +165,7 @@ class Daemon:
         log.info(
             "daemon_started",
             api=self.api_url,
-            database=_safe_url(s.database_url),
+            database=safe_url(s.database_url),
             upstream=s.mistral.server_url,
             discover=s.tracking.discover,
             poll_interval_seconds=s.tracking.poll_interval_seconds,
@@ -175,6 +179,7 @@ class Daemon:
         return 0
 
     def close(self) -> None:
+        self.stop.set()  # ends any retry wait at once
         if not self._closers:
             return
         log.info("daemon_stopping")
@@ -206,9 +211,3 @@ def _http_url(host: str, port: int) -> str:
     if host in ("0.0.0.0", "::"):  # noqa: S104 - reached on loopback
         host = "127.0.0.1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

@@ -70,9 +70,7 @@ def counters_text(job: RemoteJob) -> Text:
     return text
 
 
-def jobs_table(
-    jobs: Sequence[RemoteJob], title: str | None = None, compact: bool = False
-) -> Table:
+def jobs_table(jobs: Sequence[RemoteJob], title: str | None = None, compact: bool = False) -> Table:
     """All of a job's key facts a row; ``compact`` (the demo) trades model and endpoint for
     the job's ``job_name`` metadata and a short id, to fit 80 columns."""
     table = Table(title=title, header_style="bold", expand=False)
@@ -88,13 +86,21 @@ def jobs_table(
         if compact:
             name = str((job.metadata or {}).get("job_name", "-"))
             table.add_row(
-                job.id[:8], name, status_text(job.raw_status), counters_text(job),
+                job.id[:8],
+                name,
+                status_text(job.raw_status),
+                counters_text(job),
                 run_time(job, now),
             )
             continue
         table.add_row(
-            job.id, status_text(job.raw_status), job.model or "-", job.endpoint,
-            counters_text(job), age(job.created_at, now), run_time(job, now),
+            job.id,
+            status_text(job.raw_status),
+            job.model or "-",
+            job.endpoint,
+            counters_text(job),
+            age(job.created_at, now),
+            run_time(job, now),
         )
     if not jobs:
         table.caption = "no tracked jobs match"

@@ -30,8 +30,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.elements import ColumnElement
 
 from batchwatch import migrate
 from batchwatch.models import (
@@ -100,6 +100,11 @@ def make_engine(url: str, *, writer: bool = True, busy_timeout_ms: int = 5000) -
         _sqlite_setup(engine, immediate=writer, busy_timeout_ms=busy_timeout_ms)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, fit for logs and messages."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 class Store:

@@ -73,35 +73,43 @@ def plan(
         decision = _decide(before, job)
         if isinstance(decision, Skipped):
             skipped.append(decision)
-            if decision.reason == "unknown_status" and before is not None:
-                writes.append(_write(before, job, changed=False, keep_status=True))
-            elif decision.reason == "unknown_status":
-                writes.append(JobWrite(job, True, 0, 0, keep_status=False))
-            continue
-        if before is not None and not decision and before.remote == job:
+            if decision.reason != "unknown_status":
+                continue  # stale or anomalous: older data must not overwrite newer
+            # An unknown status: keep the fields fresh and the last known status.
+            writes.append(
+                _write(before, job, changed=False, keep_status=True)
+                if before is not None
+                else JobWrite(job, True, 0, 0, keep_status=False)
+            )
+        elif before is not None and not decision and before.remote == job:
             touched.append(job.id)
             continue
-        if decision:
-            seq = (before.transition_count if before else 0) + 1
-            transitions.append(
-                Transition(
-                    job_id=job.id,
-                    seq=seq,
-                    from_status=before.status if before and before.transition_count else None,
-                    to_status=job.status,
-                    observed_at=now,
-                    last_seen_before=before.last_seen_at if before else None,
-                    source=source,
-                )
-            )
-        if before is None:
-            writes.append(JobWrite(job, True, 0, 1, keep_status=False))
         else:
-            writes.append(_write(before, job, changed=decision, keep_status=False))
+            if decision:
+                transitions.append(_transition(before, job, now, source))
+            writes.append(
+                _write(before, job, changed=decision, keep_status=False)
+                if before is not None
+                else JobWrite(job, True, 0, 1, keep_status=False)
+            )
         if before is None or before.remote.counters != job.counters:
             progress.append(ProgressSample(job_id=job.id, observed_at=now, counters=job.counters))
     return Changes(
         tuple(writes), tuple(transitions), tuple(progress), tuple(skipped), tuple(touched)
+    )
+
+
+def _transition(before: StoredJob | None, job: RemoteJob, now: datetime, source: str) -> Transition:
+    return Transition(
+        job_id=job.id,
+        seq=(before.transition_count if before else 0) + 1,
+        # A stored job with no transition yet was only ever seen in an unknown status:
+        # this is its first known sighting.
+        from_status=before.status if before and before.transition_count else None,
+        to_status=job.status,
+        observed_at=now,
+        last_seen_before=before.last_seen_at if before else None,
+        source=source,
     )
 
 
