@@ -41,15 +41,17 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import heapq
 import math
 import secrets
+import signal
 import socket
 import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -396,9 +398,6 @@ class Simulation:
         self._results: dict[str, tuple[str | None, str | None]] = {}  # output, error file
         self._requests: Counter[str] = Counter()
 
-    def now(self) -> float:
-        return self._clock()
-
     # Jobs ------------------------------------------------------------------------------
 
     def create_job(self, spec: JobSpec, owner: str = "me") -> JobView:
@@ -410,7 +409,7 @@ class Simulation:
             plan = plan_job(self.settings, spec.metadata, now, len(requests))
             job = self._insert(spec, owner, plan, requests)
             bisect.insort(self._order, (now, job.id))
-            return self._view(self._jobs[job.id], now)
+            return self._view(job, now)
 
     def seed_jobs(
         self, count: int, spec: JobSpec, total_requests: int, owner: str = "me"
@@ -509,6 +508,7 @@ class Simulation:
 
     def delete_file(self, file_id: str) -> None:
         with self._lock:
+            self._advance()
             if not self._files.delete(file_id):
                 raise ApiError(404, f"File {file_id} not found")
 
@@ -922,7 +922,11 @@ def start_in_thread(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Binding here, not in uvicorn, is what makes port 0 race-free: the port is known
     # and held before the server thread even starts.
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     simulation = Simulation(settings)
     server = uvicorn.Server(_uvicorn_config(create_app(settings, simulation), "warning"))
     thread = threading.Thread(
@@ -942,6 +946,23 @@ def start_in_thread(
 
 
 def serve(settings: SimulatorSettings, host: str, port: int) -> None:
-    """Serve in the foreground until SIGINT/SIGTERM (``batchwatch simulate``)."""
+    """Serve in the foreground until SIGINT/SIGTERM, then return (``batchwatch simulate``)."""
     config = _uvicorn_config(create_app(settings), "info", host=host, port=port)
-    uvicorn.Server(config).run()
+    with _absorb_reraised_signals():
+        uvicorn.Server(config).run()
+
+
+@contextlib.contextmanager
+def _absorb_reraised_signals() -> Iterator[None]:
+    """uvicorn stops on SIGINT/SIGTERM, restores the previous handlers and raises the signal
+    again for them. Ignoring it there lets ``serve`` return normally, instead of the process
+    dying with status 143 (SIGTERM) or a KeyboardInterrupt (SIGINT)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
