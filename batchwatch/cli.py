@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batchwatch.client import ApiError
 
 from batchwatch import __version__
 
@@ -105,6 +109,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from batchwatch.config import config_problems, find_config_file
+
+    path = args.file or find_config_file(args.config, os.environ)
+    if path is None:
+        raise UserError("no config file to check: name one, or set --config/$BATCHWATCH_CONFIG")
+    problems = config_problems(str(path))
+    for problem in problems:
+        print(f"{path}: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_ERROR
+    print(f"{path}: ok")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from batchwatch.demo import run_demo
 
@@ -181,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="time from CANCELLATION_REQUESTED to CANCELLED",
     )
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added to every response")
+    config = add("config", lambda _args: EXIT_USAGE, "work with the configuration")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = config_sub.add_parser("check", help="validate a config file and list every problem")
+    check.add_argument("file", nargs="?", help="the file (default: the one batchwatch would use)")
+    check.set_defaults(func=cmd_config_check)
     demo = add("demo", cmd_demo, "show batchwatch working against the built-in simulator")
     demo.add_argument("--jobs", type=int, default=5, help="how many jobs to submit (1-20)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's database directory")
@@ -215,17 +239,21 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     if isinstance(exc, ConfigError | StartupError | UserError):
         return str(exc)
     if isinstance(exc, ApiError):
-        if exc.status_code is None:
-            return (
-                f"cannot reach the batchwatch daemon ({exc.message.split(': ', 1)[-1]}); "
-                "is `batchwatch serve` running?"
-            )
-        if exc.status_code == 401:
-            return "the daemon refused the token: check api.token_file matches the daemon's"
-        if exc.status_code == 404:
-            return f"not found: {getattr(args, 'job_id', '')} is not a tracked job".strip()
-        return exc.message
+        return _explain_api_error(exc, getattr(args, "job_id", None))
     return None
+
+
+def _explain_api_error(exc: ApiError, job_id: str | None) -> str:
+    if exc.status_code is None:
+        reason = exc.message.split(": ", 1)[-1]
+        return f"cannot reach the batchwatch daemon ({reason}); is `batchwatch serve` running?"
+    if exc.status_code == 401:
+        return "the daemon refused the token: check api.token_file matches the daemon's"
+    if exc.status_code == 404 and job_id:
+        return f"{job_id} is not a tracked job (`batchwatch jobs` lists them)"
+    if exc.status_code == 422 and job_id:
+        return f"{job_id!r} is not a valid job id: Mistral job ids are UUIDs"
+    return exc.message
 
 
 def main(argv: Sequence[str] | None = None) -> int:

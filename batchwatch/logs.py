@@ -6,10 +6,11 @@ every event before it is rendered, whatever the level and whichever field carrie
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -50,9 +51,24 @@ def _scrub_processor(
     return {key: _scrub(value) for key, value in event.items()}
 
 
+class _CurrentStderr(io.TextIOBase):
+    """Whatever ``sys.stderr`` is at the moment of writing, not at set-up: a caller that
+    swaps stderr (a test harness, a daemonising wrapper) must not leave logs pointing at a
+    closed stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set structlog up; ``fmt`` is ``json``, ``console`` or ``auto`` (console on a TTY)."""
-    out = stream or sys.stderr
+    out: TextIO = stream or cast(TextIO, _CurrentStderr())
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())

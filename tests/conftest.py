@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from batchwatch import logs
+from batchwatch.daemon import Daemon
 from batchwatch.simulator import RunningSimulator, SimulatorSettings, start_in_thread
+from tests.helpers import SIM_API_KEY, daemon_settings
 
-SIM_API_KEY = "sim-test-key"
+
+@pytest.fixture
+def daemon(tmp_path: Path, simulator: RunningSimulator) -> Iterator[Daemon]:
+    """A daemon in this process, against the simulator, on a free port."""
+    d = Daemon(daemon_settings(tmp_path, simulator.url), threading.Event())
+    d.start()
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def token(daemon: Daemon, tmp_path: Path) -> str:
+    return (tmp_path / "token").read_text().strip()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_logs() -> None:
+    """Daemons started in-process log warnings only, to stderr, as a CLI run would."""
+    logs.configure("warning", "json")
 
 
 @pytest.fixture

@@ -4,87 +4,25 @@ from __future__ import annotations
 
 import stat
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 from mistralai.client import Mistral
 
-from batchwatch.client import CreateRequest, MistralClient
 from batchwatch.config import (
     ApiSettings,
-    DatabaseSettings,
-    MistralSettings,
-    Settings,
-    TrackingSettings,
 )
 from batchwatch.daemon import Daemon, StartupError, ensure_token
 from batchwatch.simulator import RunningSimulator
-from tests.conftest import SIM_API_KEY
-
-
-def daemon_settings(tmp_path: Path, upstream: str, **tracking: Any) -> Settings:
-    return Settings(
-        mistral=MistralSettings(server_url=upstream, api_key=SIM_API_KEY, max_retries=1),
-        tracking=TrackingSettings(poll_interval_seconds=0.2, **tracking),
-        database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'bw.db'}"),
-        api=ApiSettings(port=0, token_file=tmp_path / "token"),
-        state_dir=tmp_path,
-    )
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, simulator: RunningSimulator) -> Iterator[Daemon]:
-    d = Daemon(daemon_settings(tmp_path, simulator.url), threading.Event())
-    d.start()
-    try:
-        yield d
-    finally:
-        d.close()
-
-
-@pytest.fixture
-def token(daemon: Daemon, tmp_path: Path) -> str:
-    return (tmp_path / "token").read_text().strip()
-
-
-def get(daemon: Daemon, token: str, path: str, **params: Any) -> requests.Response:
-    return requests.get(
-        daemon.api_url + path,
-        params=params,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=5,
-    )
-
-
-def wait_for(predicate: Any, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def upstream_job(simulator: RunningSimulator, **directives: str) -> str:
-    with MistralClient(simulator.url, SIM_API_KEY) as c:
-        request = CreateRequest(
-            endpoint="/v1/chat/completions",
-            model="mistral-small-latest",
-            requests=({"custom_id": "0", "body": {"messages": []}},) * 3,
-            metadata={"team": "search", **directives},
-        )
-        return c.create_job(request).id
+from tests.helpers import SIM_API_KEY, daemon_settings, get, upstream_job, wait_for
 
 
 def test_official_sdk_lists_and_gets_through_batchwatch(
     simulator: RunningSimulator, daemon: Daemon, token: str
 ) -> None:
-    done = upstream_job(simulator, sim_run_seconds="0.2", sim_queue_seconds="0")
-    running = upstream_job(simulator, sim_run_seconds="60", sim_queue_seconds="0")
+    done = upstream_job(simulator.url, sim_run_seconds="0.2", sim_queue_seconds="0")
+    running = upstream_job(simulator.url, sim_run_seconds="60", sim_queue_seconds="0")
     sdk = Mistral(api_key=token, server_url=daemon.api_url)
     wait_for(lambda: sdk.batch.jobs.get(job_id=done).status == "SUCCESS")
     listed = sdk.batch.jobs.list(status=["RUNNING"])
@@ -102,7 +40,7 @@ def test_official_sdk_lists_and_gets_through_batchwatch(
 def test_history_routes_return_transitions_progress_and_feed(
     simulator: RunningSimulator, daemon: Daemon, token: str
 ) -> None:
-    job_id = upstream_job(simulator, sim_run_seconds="0.6", sim_queue_seconds="0.2")
+    job_id = upstream_job(simulator.url, sim_run_seconds="0.6", sim_queue_seconds="0.2")
     wait_for(
         lambda: get(daemon, token, f"/v1/batch/jobs/{job_id}").json().get("status") == "SUCCESS"
     )

@@ -14,7 +14,7 @@ from batchwatch.models import JobStatus
 from batchwatch.poller import PollOptions, poll_once
 from batchwatch.simulator import JobSpec, RunningSimulator
 from batchwatch.store import Store
-from tests.conftest import SIM_API_KEY
+from tests.helpers import SIM_API_KEY
 
 SPEC = JobSpec(endpoint="/v1/chat/completions", model="mistral-small-latest")
 

@@ -1,0 +1,63 @@
+"""Small helpers shared by the test modules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from batchwatch.client import CreateRequest, MistralClient
+from batchwatch.config import (
+    ApiSettings,
+    DatabaseSettings,
+    MistralSettings,
+    Settings,
+    TrackingSettings,
+)
+from batchwatch.daemon import Daemon
+
+SIM_API_KEY = "sim-test-key"
+
+
+def daemon_settings(tmp_path: Path, upstream: str, **tracking: Any) -> Settings:
+    """A daemon on a free port and its own SQLite file, polling every 0.2 s."""
+    return Settings(
+        mistral=MistralSettings(server_url=upstream, api_key=SIM_API_KEY, max_retries=1),
+        tracking=TrackingSettings(poll_interval_seconds=0.2, **tracking),
+        database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'bw.db'}"),
+        api=ApiSettings(port=0, token_file=tmp_path / "token"),
+        state_dir=tmp_path,
+    )
+
+
+def get(daemon: Daemon, token: str, path: str, **params: Any) -> requests.Response:
+    return requests.get(
+        daemon.api_url + path,
+        params=params,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+
+
+def wait_for(predicate: Callable[[], object], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def upstream_job(url: str, **directives: str) -> str:
+    """Create a three-request inline job directly on the simulator (as another tool would)."""
+    with MistralClient(url, SIM_API_KEY) as c:
+        request = CreateRequest(
+            endpoint="/v1/chat/completions",
+            model="mistral-small-latest",
+            requests=({"custom_id": "0", "body": {"messages": []}},) * 3,
+            metadata={"team": "search", **directives},
+        )
+        return c.create_job(request).id
