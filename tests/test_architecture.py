@@ -1,0 +1,65 @@
+"""The module boundaries of STYLE.md, enforced: one module per outside boundary."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "batchwatch"
+
+# Which modules may import which outside library (a prefix of the import path).
+ALLOWED: dict[str, set[str]] = {
+    "requests": {"client"},
+    "urllib3": {"client"},
+    "sqlalchemy": {"schema", "store", "migrate"},
+    "alembic": {"migrate"},
+    "apscheduler": {"scheduler"},
+    "uvicorn": {"daemon", "simulator"},
+}
+PURE = {"models", "transitions", "health"}  # no I/O library at all
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+MODULES = sorted(p for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
+def test_outside_libraries_stay_behind_their_module(path: Path) -> None:
+    used = imports_of(path)
+    for library, owners in ALLOWED.items():
+        if library in used:
+            assert path.stem in owners, f"{path.stem} imports {library}; only {owners} may"
+    if path.stem in PURE:
+        outside = used - {"batchwatch", "__future__"} - set(sys.stdlib_module_names)
+        assert not outside, f"{path.stem} must stay pure, but imports {outside}"
+
+
+def test_query_commands_do_not_import_the_server_stack() -> None:
+    """`batchwatch jobs` must start fast: the CLI loads neither the web framework, nor the
+    database layer, nor the scheduler to talk to the daemon."""
+    code = (
+        "import sys, batchwatch.cli as c\n"
+        "c.build_parser()\n"
+        "from batchwatch import client, config, daemon\n"
+        "heavy = [m for m in ('fastapi', 'sqlalchemy', 'apscheduler', 'uvicorn', 'alembic')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == ""
