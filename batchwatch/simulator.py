@@ -34,7 +34,8 @@ and ``sim_run_seconds`` (floats as strings; override the settings), ``sim_failur
 
 Control routes, no auth: ``GET /_sim/jobs/{id}/history`` (the true status sequence),
 ``GET /_sim/stats`` and ``POST /_sim/stats/reset`` (``/v1`` requests per route template),
-``POST /_sim/jobs/bulk`` (seed many jobs without files, for benchmarks).
+``POST /_sim/jobs/bulk`` (seed many jobs without files, for benchmarks). Fault injection
+(429s, 5xx, resets, lost responses, bad bodies) and the request log: ``simulator_faults``.
 """
 
 from __future__ import annotations
@@ -62,10 +63,19 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from batchwatch.models import JobStatus
+from batchwatch.simulator_faults import (
+    TRANSPORT_EXTENSION,
+    FaultInjector,
+    FaultLayer,
+    FaultRule,
+    faults_router,
+    route_key,
+)
 from batchwatch.simulator_files import (
     FilePurpose,
     FileQuery,
@@ -90,6 +100,8 @@ class SimulatorSettings:
     run_seconds: float = 10.0
     cancel_seconds: float = 1.0
     latency_seconds: float = 0.0  # added to every /v1 response, for benchmarks
+    faults: tuple[FaultRule, ...] = ()  # injected from the start (simulator_faults)
+    fault_seed: int = 0
 
 
 class ApiError(Exception):
@@ -397,6 +409,7 @@ class Simulation:
         self._files = FileStore()
         self._results: dict[str, tuple[str | None, str | None]] = {}  # output, error file
         self._requests: Counter[str] = Counter()
+        self.faults = FaultInjector(settings.faults, settings.fault_seed)
 
     # Jobs ------------------------------------------------------------------------------
 
@@ -525,6 +538,7 @@ class Simulation:
     def reset_stats(self) -> None:
         with self._lock:
             self._requests.clear()
+        self.faults.clear_log()
 
     # Internals (the lock is held) ---------------------------------------------------------
 
@@ -832,7 +846,7 @@ class _Gateway:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        self.simulation.count_request(f"{scope['method']} {self._template(scope)}")
+        self.simulation.count_request(route_key(self.routes, scope))
         if self.settings.latency_seconds > 0:
             await asyncio.sleep(self.settings.latency_seconds)
         if self._authorized(scope):
@@ -841,14 +855,6 @@ class _Gateway:
         body = error_body("Unauthorized: missing or invalid API key", "authentication_error")
         reply = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         await reply(scope, receive, send)
-
-    def _template(self, scope: Scope) -> str:
-        """The route's path template (``/v1/batch/jobs/{job_id}``), for the stats key."""
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match is not Match.NONE:
-                return str(getattr(route, "path", scope["path"]))
-        return str(scope["path"])
 
     def _authorized(self, scope: Scope) -> bool:
         headers = dict(scope["headers"])
@@ -872,13 +878,17 @@ def create_app(settings: SimulatorSettings, simulation: Simulation | None = None
     app = FastAPI(title="batchwatch Mistral simulator", version="1")
     app.state.simulation = simulation
     v1_routers = (_batch_router(simulation), files_router(simulation))
-    for router in (*v1_routers, _control_router(simulation)):
+    for router in (*v1_routers, _control_router(simulation), faults_router(simulation.faults)):
         app.include_router(router)
     app.add_exception_handler(ApiError, _api_error)
     # The gateway matches against the routers' own routes: FastAPI wraps included
     # routers in internal objects that do not expose the path templates.
     v1_routes = [route for router in v1_routers for route in router.routes]
     app.add_middleware(_Gateway, simulation=simulation, settings=settings, routes=v1_routes)
+    # Outermost, so that a fault can pre-empt the gateway (a 429 needs no valid key).
+    app.add_middleware(
+        FaultLayer, injector=simulation.faults, routes=v1_routes, count=simulation.count_request
+    )
     return app
 
 
@@ -902,12 +912,29 @@ class RunningSimulator:
         self._socket.close()
 
 
+class _ConnectionAwareH11(H11Protocol):
+    """uvicorn's h11 protocol, handing every request its connection (the asyncio transport)
+    in ``scope["extensions"]``: a fault closes it to answer with nothing at all."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        app = self.app
+
+        async def with_transport(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})[TRANSPORT_EXTENSION] = transport
+            await app(scope, receive, send)
+
+        self.app = with_transport
+
+
 def _uvicorn_config(app: FastAPI, log_level: str, **kwargs: Any) -> uvicorn.Config:
     # ws="none": the simulator has no websockets, and importing them warns on some
-    # versions, which ``filterwarnings = error`` would turn into a failure.
+    # versions, which ``filterwarnings = error`` would turn into a failure. The protocol
+    # lets the fault layer close a connection without answering.
     return uvicorn.Config(
-        app, log_level=log_level, access_log=False, lifespan="off", ws="none", **kwargs
-    )
+        app, log_level=log_level, access_log=False, lifespan="off", ws="none",
+        http=_ConnectionAwareH11, **kwargs,
+    )  # fmt: skip
 
 
 def start_in_thread(
