@@ -90,19 +90,41 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _fault_option(parse: str) -> Callable[[str], Any]:
+    """An argparse ``type`` for ``simulate``'s fault options: ``simulator_faults.<parse>``,
+    imported only when the option is given; its message, which names the bad item, becomes
+    argparse's error (exit 2)."""
+
+    def convert(text: str) -> Any:
+        from batchwatch import simulator_faults
+
+        try:
+            return getattr(simulator_faults, parse)(text)
+        except simulator_faults.FaultSpecError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from batchwatch.simulator import SimulatorSettings, serve
+    from batchwatch.simulator_faults import with_timings
 
+    faults = with_timings(args.faults or (), args.retry_after, args.stall_seconds)
     sim = SimulatorSettings(
         api_key=args.api_key,
         queue_seconds=args.queue_seconds,
         run_seconds=args.run_seconds,
         cancel_seconds=args.cancel_seconds,
         latency_seconds=args.latency_ms / 1000.0,
+        faults=faults,
+        fault_seed=args.fault_seed,
     )
+    injected = ",".join(f"{rule.fault}:{rule.rate:g}" for rule in faults)
     print(
         f"Mistral simulator on http://{args.host}:{args.port} "
-        f"(api key: {'as given' if args.api_key else 'any'}); Ctrl-C stops it",
+        f"(api key: {'as given' if args.api_key else 'any'}"
+        f"{f'; faults {injected}, seed {args.fault_seed}' if faults else ''}); Ctrl-C stops it",
         file=sys.stderr,
     )
     serve(sim, args.host, args.port)
@@ -200,6 +222,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="time from CANCELLATION_REQUESTED to CANCELLED",
     )
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added to every response")
+    sim.add_argument(
+        "--faults",
+        metavar="SPEC",
+        type=_fault_option("parse_fault_spec"),
+        help="inject upstream faults: comma-separated name:rate, e.g. 429:0.05,reset:0.01 "
+        "(names: 429 500 502 503 504 stall reset drop_create truncate garbage "
+        "missing_field unknown_status; GET /_sim/faults shows them)",
+    )
+    sim.add_argument(
+        "--fault-seed", type=int, default=0, metavar="N", help="seed of the fault dice (default 0)"
+    )
+    sim.add_argument(
+        "--retry-after",
+        type=_fault_option("parse_retry_after"),
+        metavar="SECONDS",
+        help="Retry-After of injected 429s and 503s, whole seconds (default 1)",
+    )
+    sim.add_argument(
+        "--stall-seconds",
+        type=_fault_option("parse_stall_seconds"),
+        metavar="SECONDS",
+        help="how long a stall delays its response (default 5)",
+    )
     config = add("config", lambda _args: EXIT_USAGE, "work with the configuration")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = config_sub.add_parser("check", help="validate a config file and list every problem")
