@@ -5,18 +5,33 @@ not on the scheduler, so tests build it around a store of their own.
 """
 
 import hmac
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Form,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    UploadFile,
+)
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from batchwatch import __version__
+from batchwatch import __version__, intents
+from batchwatch.actions import ActionError, Actions
 from batchwatch.api_models import (
+    ActionListOut,
+    ActionOut,
     BatchJobOut,
+    CreateBatchJobIn,
     ErrorOut,
     HealthOut,
     ListBatchJobsOut,
@@ -26,6 +41,7 @@ from batchwatch.api_models import (
     TransitionListOut,
     TransitionOut,
 )
+from batchwatch.client import CreateRequest
 from batchwatch.health import Health
 from batchwatch.models import MISTRAL_STATUSES, JobStatus, StoredJob
 from batchwatch.store import JobQuery, Store
@@ -164,11 +180,102 @@ def read_router(store: Store) -> APIRouter:
     return router
 
 
+_CLIENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+def _requested_by(value: str | None) -> str:
+    """Who asked, from the X-Batchwatch-Client header (the CLI says "cli")."""
+    return value if value and _CLIENT_NAME.match(value) else "api"
+
+
+def _act(call: Callable[[], StoredJob]) -> BatchJobOut:
+    try:
+        return BatchJobOut.of(call())
+    except ActionError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=exc.detail) from None
+
+
+def action_router(actions: Actions) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["actions"], responses=_ERRORS)
+    client_header = Header(alias="X-Batchwatch-Client", description="who is asking (cli, ...)")
+
+    @router.post(
+        "/batch/jobs",
+        response_model=BatchJobOut,
+        summary="Create a job (once)",
+        responses={
+            409: {"model": ErrorOut, "description": "key reused, other body"},
+            502: {"model": ErrorOut, "description": "Mistral failed"},
+            503: {"model": ErrorOut, "description": "outcome unknown: retry"},
+        },
+    )
+    def create_job(
+        body: CreateBatchJobIn,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", max_length=255)
+        ] = None,
+        client: Annotated[str | None, client_header] = None,
+    ) -> BatchJobOut:
+        """Mistral's create, forwarded; the job is recorded and tracked before the answer.
+        The same ``Idempotency-Key`` always returns the same job, never a second one."""
+        request = CreateRequest(
+            endpoint=body.endpoint,
+            model=body.model,
+            agent_id=body.agent_id,
+            input_files=tuple(body.input_files or ()),
+            requests=tuple(r.model_dump(exclude_none=True) for r in body.requests or ()),
+            metadata=body.metadata,
+            timeout_hours=body.timeout_hours,
+        )
+        return _act(lambda: actions.create(request, idempotency_key, _requested_by(client)))
+
+    @router.post(
+        "/batch/jobs/{job_id}/cancel",
+        response_model=BatchJobOut,
+        summary="Request a job's cancellation",
+        responses={409: {"model": ErrorOut, "description": "the job already ended"}},
+    )
+    def cancel_job(
+        job_id: JobId, client: Annotated[str | None, client_header] = None
+    ) -> BatchJobOut:
+        return _act(lambda: actions.cancel(str(job_id), _requested_by(client)))
+
+    @router.post(
+        "/batch/jobs/{job_id}/track",
+        response_model=BatchJobOut,
+        summary="Start tracking an existing job",
+    )
+    def track_job(
+        job_id: JobId, client: Annotated[str | None, client_header] = None
+    ) -> BatchJobOut:
+        return _act(lambda: actions.track(str(job_id), _requested_by(client)))
+
+    @router.post("/files", summary="Upload a file to Mistral (relayed)")
+    def upload_file(file: UploadFile, purpose: Annotated[str, Form()] = "batch") -> dict[str, Any]:
+        """Mistral's upload, relayed, so `batchwatch submit` needs only the daemon."""
+        try:
+            return actions.upload(file.filename or "upload.jsonl", file.file.read(), purpose)
+        except ActionError as exc:
+            raise HTTPException(status_code=exc.status_code, detail=exc.detail) from None
+
+    @router.get(
+        "/batch/jobs/{job_id}/actions",
+        response_model=ActionListOut,
+        summary="Who created, cancelled or tracked a job, and when",
+    )
+    def job_actions(job_id: JobId) -> ActionListOut:
+        _job_or_404(actions.store, job_id)
+        rows = [ActionOut.of(a) for a in intents.job_actions(actions.store, str(job_id))]
+        return ActionListOut(data=rows, total=len(rows))
+
+    return router
+
+
 def create_app(
     store: Store,
     health: Health,
     token: str,
-    extra_routers: tuple[APIRouter, ...] = (),
+    actions: Actions | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="batchwatch",
@@ -177,8 +284,8 @@ def create_app(
     )
     guard = Depends(bearer_guard(token))
     app.include_router(read_router(store), dependencies=[guard])
-    for router in extra_routers:
-        app.include_router(router, dependencies=[guard])
+    if actions is not None:
+        app.include_router(action_router(actions), dependencies=[guard])
 
     @app.get(
         "/healthz",

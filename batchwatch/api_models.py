@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from batchwatch.models import ProgressSample, StoredJob, Transition
+from batchwatch.models import ActionRecord, ProgressSample, StoredJob, Transition
 
 
 class BatchErrorOut(BaseModel):
@@ -151,3 +151,70 @@ class HealthOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: Any
+
+
+ApiEndpoint = Literal[
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/fim/completions",
+    "/v1/moderations",
+    "/v1/chat/moderations",
+    "/v1/ocr",
+    "/v1/classifications",
+    "/v1/chat/classifications",
+    "/v1/conversations",
+    "/v1/audio/transcriptions",
+]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+MetadataValue = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class BatchRequestIn(BaseModel):
+    custom_id: str | None = None
+    body: dict[str, Any]
+
+
+class CreateBatchJobIn(BaseModel):
+    """Mistral's ``CreateBatchJobRequest``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: ApiEndpoint
+    input_files: list[str] | None = None
+    requests: list[BatchRequestIn] | None = Field(default=None, max_length=10000)
+    model: str | None = None
+    agent_id: str | None = None
+    metadata: dict[MetadataKey, MetadataValue] | None = None
+    timeout_hours: int = Field(default=24, ge=1, le=168)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CreateBatchJobIn:
+        if not self.input_files and not self.requests:
+            raise ValueError("give input_files or requests")
+        return self
+
+
+class ActionOut(BaseModel):
+    id: int
+    job_id: str
+    action: str = Field(description="create, cancel or track")
+    requested_by: str = Field(description="who asked: cli, api, sdk, ...")
+    requested_at: datetime
+    status_after: str = Field(description="the job's status Mistral answered with")
+
+    @classmethod
+    def of(cls, a: ActionRecord) -> ActionOut:
+        return cls(
+            id=a.id or 0,
+            job_id=a.job_id,
+            action=a.action,
+            requested_by=a.requested_by,
+            requested_at=a.requested_at,
+            status_after=a.status_after,
+        )
+
+
+class ActionListOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ActionOut]
+    total: int

@@ -357,6 +357,20 @@ class MistralClient(HttpApi):
             )
         return parse_file(body)
 
+    def upload_content(self, filename: str, content: bytes, purpose: str) -> dict[str, Any]:
+        """Upload bytes and return Mistral's file object as sent (the local API relays it)."""
+        # Mistral: files_api_routes_upload_file (POST /v1/files, multipart)
+        body = self._json(
+            "upload_file",
+            "POST",
+            "/v1/files",
+            once=True,
+            files={"file": (filename, content, "application/jsonl")},
+            data={"purpose": purpose},
+        )
+        parse_file(body)  # a malformed answer fails here, at the edge
+        return dict(body)
+
     def download_file(self, file_id: str) -> bytes:
         # Mistral: files_api_routes_download_file (GET /v1/files/{file_id}/content)
         response = self._call(

@@ -104,6 +104,7 @@ class Daemon:
     def start(self) -> None:
         import uvicorn
 
+        from batchwatch.actions import Actions
         from batchwatch.api import create_app
         from batchwatch.client import MistralClient, RetryPolicy
         from batchwatch.health import Health
@@ -126,15 +127,21 @@ class Daemon:
             raise StartupError(f"database.url: cannot migrate the database: {exc}") from None
         if not s.mistral.api_key:
             log.warning("api_key_missing", hint="set MISTRAL_API_KEY or mistral.api_key_file")
-        client = MistralClient(
-            s.mistral.server_url,
-            s.mistral.api_key,
-            timeout=s.mistral.timeout_seconds,
-            retry=RetryPolicy(attempts=s.mistral.max_retries),
-            pool_size=s.tracking.concurrency + 2,
-            stop=self.stop,
-        )
-        self._closers.append(client.close)
+
+        def upstream() -> MistralClient:
+            return MistralClient(
+                s.mistral.server_url,
+                s.mistral.api_key,
+                timeout=s.mistral.timeout_seconds,
+                retry=RetryPolicy(attempts=s.mistral.max_retries),
+                pool_size=s.tracking.concurrency + 2,
+                stop=self.stop,
+            )
+
+        # One client for the poller's thread, one for the API's request threads.
+        client, action_client = upstream(), upstream()
+        self._closers += [client.close, action_client.close]
+        actions = Actions(action_client, store)
         health = Health(s.tracking.poll_interval_seconds, datetime.now(UTC))
         options = PollOptions(
             discover=s.tracking.discover,
@@ -146,7 +153,7 @@ class Daemon:
         )
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(store, health, token),
+                create_app(store, health, token, actions),
                 log_config=None,
                 access_log=False,
                 lifespan="off",

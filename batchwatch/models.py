@@ -193,3 +193,38 @@ class ListFilter:
     created_after: datetime | None = None
     created_by_me: bool = False
     order_by: str = "-created"
+
+
+class IntentState(enum.StrEnum):
+    PENDING = "pending"  # written before the create went upstream; outcome not yet known
+    CREATED = "created"  # the job exists upstream and is recorded
+    FAILED = "failed"  # Mistral refused the request; nothing was created
+
+
+@dataclass(frozen=True, slots=True)
+class CreateIntent:
+    """A create under one Idempotency-Key, recorded before it goes upstream."""
+
+    key: str
+    request_id: str
+    request_hash: str
+    body: Mapping[str, Any]
+    state: IntentState
+    job_id: str | None
+    error: str | None
+    error_status: int | None
+    requested_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """Someone asked batchwatch to create, cancel or track a job."""
+
+    job_id: str
+    action: str
+    requested_by: str
+    requested_at: datetime
+    status_after: str
+    id: int | None = None

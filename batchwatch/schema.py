@@ -135,3 +135,37 @@ sync_state = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+create_intents = Table(
+    "create_intents",
+    metadata,
+    # One row per Idempotency-Key, written before the create goes upstream, so a create
+    # whose response was lost can be found again (by its request_id tag) instead of re-sent.
+    Column("key", String(255), primary_key=True),
+    # Put into the job's metadata upstream as batchwatch_request_id.
+    Column("request_id", String(36), nullable=False, unique=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | created | failed
+    Column("job_id", String(64)),
+    Column("error", Text),
+    Column("error_status", Integer),
+    Column("requested_by", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    # Who asked batchwatch to do what to a job, and when: with the transitions this shows
+    # how long a cancellation took to land.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), ForeignKey("jobs.id"), nullable=False),
+    Column("action", String(16), nullable=False),  # create | cancel | track
+    Column("requested_by", String(32), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("status_after", String(64), nullable=False),
+    # Serves "one job's actions, oldest first".
+    Index("ix_actions_job_id_id", "job_id", "id"),
+)

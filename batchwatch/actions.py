@@ -1,0 +1,271 @@
+"""Acting on jobs through batchwatch: create (never twice), cancel, track.
+
+Every action goes upstream, then its result is recorded (job snapshot, transition, action
+log) in one transaction before the caller gets an answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from batchwatch import intents
+from batchwatch.client import ApiError, CreateRequest, MistralClient
+from batchwatch.logs import get_logger
+from batchwatch.models import (
+    ActionRecord,
+    CreateIntent,
+    IntentState,
+    JobSource,
+    JobStatus,
+    ListFilter,
+    RemoteJob,
+    StoredJob,
+)
+from batchwatch.store import Store, Writer
+from batchwatch.transitions import plan
+
+log = get_logger("batchwatch.actions")
+
+#: The metadata key that ties an upstream job to the create intent that made it.
+REQUEST_TAG = "batchwatch_request_id"
+
+
+class ActionError(Exception):
+    """An action that cannot be done; ``status_code`` is what the local API answers."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def request_hash(request: CreateRequest) -> str:
+    """Same body, same hash, whatever the key order: what a reused key is compared by."""
+    canonical = json.dumps(request.to_json(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class Actions:
+    client: MistralClient
+    store: Store
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: Attempts at a create whose outcome stays unknown (no answer, or a 5xx).
+    create_attempts: int = 3
+    retry_pause: float = 0.5
+    #: How far before the intent a tagged job is looked for (clocks differ a little).
+    search_margin: timedelta = timedelta(minutes=2)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # ---- create ------------------------------------------------------------------------
+
+    def create(self, request: CreateRequest, key: str | None, requested_by: str) -> StoredJob:
+        """Create a job at most once per ``key`` (a fresh key when None)."""
+        if request.metadata and REQUEST_TAG in request.metadata:
+            raise ActionError(422, f"metadata.{REQUEST_TAG} is reserved for batchwatch")
+        key = key or f"auto-{uuid.uuid4()}"
+        digest = request_hash(request)
+        with self._key_lock(key):
+            intent, fresh = intents.claim_intent(
+                self.store,
+                key,
+                request_id=str(uuid.uuid4()),
+                request_hash=digest,
+                body=request.to_json(),
+                requested_by=requested_by,
+                now=self.clock(),
+            )
+            if intent.request_hash != digest:
+                raise ActionError(
+                    409,
+                    f"Idempotency-Key {key!r} was already used with a different request "
+                    "body; use a new key for a new job",
+                )
+            if intent.state is IntentState.CREATED and intent.job_id:
+                return self._existing(intent.job_id)
+            if intent.state is IntentState.FAILED:
+                intents.retry_failed_intent(self.store, key, self.clock())
+            return self._create_upstream(request, intent, search_first=not fresh)
+
+    def _create_upstream(
+        self, request: CreateRequest, intent: CreateIntent, search_first: bool
+    ) -> StoredJob:
+        tagged = replace(
+            request, metadata={**(request.metadata or {}), REQUEST_TAG: intent.request_id}
+        )
+        last: ApiError | None = None
+        for attempt in range(self.create_attempts):
+            # Before any resend, look for the job the earlier attempt may have created.
+            if attempt > 0 or search_first:
+                found = self._find_tagged(intent)
+                if found is not None:
+                    log.info("create_adopted", job_id=found.id, key=intent.key)
+                    return self._record_create(intent, found)
+            try:
+                # Mistral: jobs_api_routes_batch_create_batch_job (POST /v1/batch/jobs)
+                job = self.client.create_job(tagged)
+            except ApiError as exc:
+                if not _outcome_unknown(exc):
+                    intents.fail_intent(
+                        self.store, intent.key, exc.status_code, exc.message, self.clock()
+                    )
+                    raise ActionError(
+                        _local_status(exc), f"Mistral refused the create: {exc.message}"
+                    ) from None
+                last = exc
+                log.warning(
+                    "create_outcome_unknown", key=intent.key, attempt=attempt + 1, error=exc.message
+                )
+                time.sleep(self.retry_pause * (2**attempt))
+                continue
+            return self._record_create(intent, job)
+        found = self._find_tagged(intent)
+        if found is not None:
+            return self._record_create(intent, found)
+        raise ActionError(
+            503,
+            f"Mistral did not confirm the create ({last.message if last else 'no answer'}); "
+            "retry with the same Idempotency-Key: batchwatch will find the job if it was "
+            "created, and create it otherwise",
+        )
+
+    def _find_tagged(self, intent: CreateIntent) -> RemoteJob | None:
+        flt = ListFilter(created_after=intent.created_at - self.search_margin, created_by_me=True)
+        try:
+            candidates = self.client.list_all(flt)
+        except ApiError as exc:
+            raise ActionError(
+                503,
+                f"cannot check Mistral for an earlier attempt: "
+                f"{exc.message}; retry with the same Idempotency-Key",
+            ) from None
+        for job in candidates:
+            if (job.metadata or {}).get(REQUEST_TAG) == intent.request_id:
+                return job
+        return None
+
+    def _record_create(self, intent: CreateIntent, job: RemoteJob) -> StoredJob:
+        now = self.clock()
+        with self.store.write() as writer:
+            self._record(
+                writer,
+                job,
+                now=now,
+                action="create",
+                source=JobSource.CREATED,
+                by=intent.requested_by,
+            )
+            intents.finish_intent(writer, intent.key, job.id, now)
+        log.info("job_created", job_id=job.id, key=intent.key, by=intent.requested_by)
+        return self._existing(job.id)
+
+    # ---- cancel and track --------------------------------------------------------------
+
+    def cancel(self, job_id: str, requested_by: str) -> StoredJob:
+        stored = self.store.get_job(job_id)
+        if stored is not None and stored.status.is_terminal:
+            if stored.status is JobStatus.CANCELLED:
+                return stored  # already cancelled: nothing to do, nothing to fail
+            raise ActionError(409, f"job {job_id} already ended: it is {stored.status.value}")
+        try:
+            # Mistral: jobs_api_routes_batch_cancel_batch_job (POST .../{job_id}/cancel)
+            job = self.client.cancel_job(job_id)
+        except ApiError as exc:
+            if exc.status_code == 404:
+                raise ActionError(404, f"Mistral has no job {job_id}") from None
+            if exc.status_code == 400:
+                # Upstream says it cannot be cancelled: it ended before we saw it end.
+                ended = self._fetch(job_id)
+                self._record_now(ended, "track", JobSource.TRACKED, requested_by)
+                raise ActionError(
+                    409, f"job {job_id} already ended: it is {ended.raw_status}"
+                ) from None
+            raise ActionError(_local_status(exc), f"cancel failed: {exc.message}") from None
+        self._record_now(job, "cancel", JobSource.TRACKED, requested_by)
+        log.info("job_cancel_requested", job_id=job_id, by=requested_by, status=job.raw_status)
+        return self._existing(job_id)
+
+    def track(self, job_id: str, requested_by: str) -> StoredJob:
+        job = self._fetch(job_id)
+        self._record_now(job, "track", JobSource.TRACKED, requested_by)
+        log.info("job_tracked", job_id=job_id, by=requested_by, status=job.raw_status)
+        return self._existing(job_id)
+
+    def upload(self, filename: str, content: bytes, purpose: str) -> dict[str, Any]:
+        try:
+            # Mistral: files_api_routes_upload_file (POST /v1/files)
+            return self.client.upload_content(filename, content, purpose)
+        except ApiError as exc:
+            raise ActionError(_local_status(exc), f"upload failed: {exc.message}") from None
+
+    # ---- recording ---------------------------------------------------------------------
+
+    def _fetch(self, job_id: str) -> RemoteJob:
+        try:
+            # Mistral: jobs_api_routes_batch_get_batch_job (GET /v1/batch/jobs/{job_id})
+            return self.client.get_job(job_id)
+        except ApiError as exc:
+            if exc.status_code in (404, 422):
+                raise ActionError(404, f"Mistral has no job {job_id}") from None
+            raise ActionError(
+                _local_status(exc), f"cannot read job {job_id} from Mistral: {exc.message}"
+            ) from None
+
+    def _record_now(self, job: RemoteJob, action: str, source: JobSource, by: str) -> None:
+        with self.store.write() as writer:
+            self._record(writer, job, now=self.clock(), action=action, source=source, by=by)
+
+    @staticmethod
+    def _record(
+        writer: Writer, job: RemoteJob, *, now: datetime, action: str, source: JobSource, by: str
+    ) -> None:
+        before = writer.load({job.id})
+        writer.apply(plan(before, [job], now, source=action), now, source)
+        intents.record_action(
+            writer,
+            ActionRecord(
+                job_id=job.id,
+                action=action,
+                requested_by=by,
+                requested_at=now,
+                status_after=job.raw_status,
+            ),
+        )
+
+    def _existing(self, job_id: str) -> StoredJob:
+        job = self.store.get_job(job_id)
+        if job is None:  # recorded in this very call: cannot be missing
+            raise ActionError(500, f"job {job_id} was recorded but cannot be read back")
+        return job
+
+    @contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """Serialise requests under one key in this process, so a double-click does not
+        race itself past the intent."""
+        with self._locks_guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+
+def _outcome_unknown(exc: ApiError) -> bool:
+    """No answer, or a server error: the create may or may not have happened upstream."""
+    return exc.status_code is None or exc.status_code >= 500 or exc.status_code == 408
+
+
+def _local_status(exc: ApiError) -> int:
+    """Upstream's refusal as the local API's answer: its 4xx passes through; an upstream
+    fault is a bad gateway, not a fault of batchwatch."""
+    if exc.status_code is not None and 400 <= exc.status_code < 500 and exc.status_code != 401:
+        return exc.status_code
+    return 502
