@@ -169,6 +169,8 @@ def parse_fault_spec(text: str) -> tuple[FaultRule, ...]:
     rules = []
     for raw in text.split(","):
         item = raw.strip()
+        if not item:
+            raise FaultSpecError(f"an empty item in {text!r}")
         name, colon, rate_text = item.partition(":")
         try:
             rate = float(rate_text) if colon else 1.0

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import requests
 from mistralai.client import Mistral
+from mistralai.client.models import BatchRequest
 
 from batchwatch.daemon import Daemon
 from batchwatch.simulator import RunningSimulator
@@ -43,7 +44,7 @@ def test_official_sdk_creates_lists_gets_and_cancels_through_batchwatch(
     created = sdk.batch.jobs.create(
         endpoint="/v1/chat/completions",
         model="mistral-small-latest",
-        requests=[{"custom_id": "a", "body": {"messages": []}}],
+        requests=[BatchRequest(custom_id="a", body={"messages": []})],
         metadata={"sim_run_seconds": "30", "sim_queue_seconds": "0.3"},
     )
     assert created.status == "QUEUED"
