@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from batchwatch.client import ApiError
 
-from batchwatch import __version__
+from batchwatch import __version__, cli_actions
+from batchwatch.cli_actions import Command
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -58,10 +59,19 @@ def _daemon_client(args: argparse.Namespace) -> Any:
     settings = _settings(args)
     url = args.url or settings.api_url
     token = read_token(settings.token_file)
-    return BatchwatchClient(url, token, timeout=10.0, retry=RetryPolicy(attempts=0))
+    # No transport retries: a create is retried by create_once under its key, and a read
+    # that fails should say so at once. The timeout covers a create that the daemon itself
+    # retries upstream.
+    return BatchwatchClient(
+        url,
+        token,
+        timeout=120.0,
+        retry=RetryPolicy(attempts=0),
+        headers={"X-Batchwatch-Client": "cli"},
+    )
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
@@ -159,7 +169,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     client = _daemon_client(args)
     found = client.list_tracked([JobStatus(s) for s in args.status or ()], args.model, args.limit)
     if args.json:
-        _print_json([job_to_json(job) for job in found])
+        print_json([job_to_json(job) for job in found])
         return EXIT_OK
     from batchwatch.display import console, jobs_table
 
@@ -174,12 +184,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     job = client.get_job(args.job_id)
     transitions = client.transitions(args.job_id)
     samples = client.progress(args.job_id)
+    actions = client.actions(args.job_id)
     if args.json:
-        _print_json({"job": job_to_json(job), "transitions": transitions, "progress": samples})
+        print_json(
+            {
+                "job": job_to_json(job),
+                "transitions": transitions,
+                "progress": samples,
+                "actions": actions,
+            }
+        )
         return EXIT_OK
     from batchwatch.display import console, job_details
 
-    for part in job_details(job, transitions, samples):
+    for part in job_details(job, transitions, samples, actions):
         console().print(part)
     return EXIT_OK
 
@@ -272,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
         else:
             p.add_argument("job_id", metavar="JOB_ID")
+
+    def with_client(func: Callable[[argparse.Namespace, Any], int]) -> Command:
+        return lambda args: func(args, _daemon_client(args))
+
+    for p in cli_actions.register(add, with_client):
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--url", help="the daemon's URL (default: from api.host and api.port)")
     return parser
 
 
@@ -281,7 +306,7 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     from batchwatch.config import ConfigError
     from batchwatch.daemon import StartupError
 
-    if isinstance(exc, ConfigError | StartupError | UserError):
+    if isinstance(exc, ConfigError | StartupError | UserError | cli_actions.CommandError):
         return str(exc)
     if isinstance(exc, ApiError):
         return _explain_api_error(exc, getattr(args, "job_id", None))
@@ -294,10 +319,13 @@ def _explain_api_error(exc: ApiError, job_id: str | None) -> str:
         return f"cannot reach the batchwatch daemon ({reason}); is `batchwatch serve` running?"
     if exc.status_code == 401:
         return "the daemon refused the token: check api.token_file matches the daemon's"
-    if exc.status_code == 404 and job_id:
-        return f"{job_id} is not a tracked job (`batchwatch jobs` lists them)"
     if exc.status_code == 422 and job_id:
         return f"{job_id!r} is not a valid job id: Mistral job ids are UUIDs"
+    detail = exc.body.get("detail") if isinstance(exc.body, dict) else None
+    if exc.status_code == 404 and job_id and detail and detail.startswith("no tracked job"):
+        return f"{job_id} is not a tracked job (`batchwatch jobs` lists them)"
+    if isinstance(detail, str):
+        return detail  # the daemon's own explanation (a refused cancel, a reused key, ...)
     return exc.message
 
 

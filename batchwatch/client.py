@@ -187,6 +187,7 @@ class HttpApi:
         pool_size: int = 8,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         policy = retry or RetryPolicy()
         agent = f"batchwatch/{__version__}"
@@ -197,6 +198,7 @@ class HttpApi:
         self._session = _session(_retry(policy, ("GET", "DELETE", "POST"), stop), pool_size, agent)
         self._once = _session(_retry(policy, (), stop, unsent_only=True), 2, agent)
         for session in (self._session, self._once):
+            session.headers.update(headers or {})
             if api_key:
                 session.headers["Authorization"] = f"Bearer {api_key}"
 
@@ -519,6 +521,23 @@ class BatchwatchClient(MistralClient):
 
     def track(self, job_id: str) -> RemoteJob:
         return parse_job(self._json("track", "POST", f"/v1/batch/jobs/{_segment(job_id)}/track"))
+
+    def actions(self, job_id: str) -> list[dict[str, Any]]:
+        body = self._json("actions", "GET", f"/v1/batch/jobs/{_segment(job_id)}/actions")
+        return list(body.get("data", [])) if isinstance(body, dict) else []
+
+    def create_once(self, request: CreateRequest, key: str, attempts: int = 3) -> RemoteJob:
+        """Create through the daemon under ``key``; an attempt whose outcome is unknown is
+        repeated under the same key, which the daemon turns into at most one job."""
+        for attempt in range(attempts):
+            try:
+                return self.create_job(request, headers={"Idempotency-Key": key})
+            except ApiError as exc:
+                unknown = exc.status_code is None or exc.status_code in (502, 503, 504)
+                if not unknown or attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def health(self) -> dict[str, Any]:
         response = self._session.get(self.base_url + "/healthz", timeout=self._timeout)

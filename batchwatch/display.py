@@ -74,9 +74,13 @@ def jobs_table(jobs: Sequence[RemoteJob], title: str | None = None, compact: boo
     """All of a job's key facts a row; ``compact`` (the demo) trades model and endpoint for
     the job's ``job_name`` metadata and a short id, to fit 80 columns."""
     table = Table(title=title, header_style="bold", expand=False)
+    # Below ~120 columns the full-length ids leave no room: model, endpoint and age go first.
+    narrow = console().width < 120
     names = (
         ("ID", "NAME", "STATUS", "REQUESTS", "RUN TIME")
         if compact
+        else ("ID", "STATUS", "MODEL", "REQUESTS", "RUN TIME")
+        if narrow
         else ("ID", "STATUS", "MODEL", "ENDPOINT", "REQUESTS", "CREATED", "RUN TIME")
     )
     for name in names:
@@ -89,6 +93,15 @@ def jobs_table(jobs: Sequence[RemoteJob], title: str | None = None, compact: boo
                 job.id[:8],
                 name,
                 status_text(job.raw_status),
+                counters_text(job),
+                run_time(job, now),
+            )
+            continue
+        if narrow:
+            table.add_row(
+                job.id,
+                status_text(job.raw_status),
+                job.model or "-",
                 counters_text(job),
                 run_time(job, now),
             )
@@ -156,7 +169,10 @@ def progress_table(rows: Sequence[dict[str, Any]], limit: int = 12) -> Table:
 
 
 def job_details(
-    job: RemoteJob, transitions: Sequence[dict[str, Any]], samples: Sequence[dict[str, Any]]
+    job: RemoteJob,
+    transitions: Sequence[dict[str, Any]],
+    samples: Sequence[dict[str, Any]],
+    actions: Sequence[dict[str, Any]] = (),
 ) -> list[RenderableType]:
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold")
@@ -180,4 +196,86 @@ def job_details(
     rows += [("error", f"{e.message} (x{e.count})") for e in job.errors]
     for name, value in rows:
         fields.add_row(name, value)
-    return [fields, transitions_table(transitions), progress_table(samples)]
+    parts: list[RenderableType] = [fields, transitions_table(transitions)]
+    if actions:
+        parts.append(actions_table(actions))
+    parts.append(progress_table(samples))
+    return parts
+
+
+def actions_table(rows: Iterable[dict[str, Any]]) -> Table:
+    table = Table(title="Actions", header_style="bold", title_justify="left")
+    for name in ("ACTION", "BY", "REQUESTED (UTC)", "ANSWERED"):
+        table.add_column(name, no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row["action"],
+            row["requested_by"],
+            _when(row["requested_at"]),
+            status_text(row["status_after"]),
+        )
+    return table
+
+
+class WaitDisplay:
+    """`batchwatch wait`: a progress bar (done/total, rate, ETA) and a line per status change.
+
+    Off a terminal only the status lines are printed, so a log file stays readable.
+    """
+
+    def __init__(self, job: RemoteJob, quiet: bool = False) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._quiet = quiet
+        self._console = Console(stderr=True)
+        self._status = ""
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            console=self._console,
+            disable=quiet or not self._console.is_terminal,
+            transient=False,
+        )
+        self._task = self._progress.add_task(job.id[:8], total=job.counters.total or None, rate="")
+        self._started = time.monotonic()
+        self._first_done = job.counters.completed
+        self.update(job)
+
+    def __enter__(self) -> WaitDisplay:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, job: RemoteJob) -> None:
+        c = job.counters
+        elapsed = time.monotonic() - self._started
+        done_here = c.completed - self._first_done
+        rate = f"{done_here / elapsed:.1f} req/s" if elapsed > 0 and done_here > 0 else ""
+        self._progress.update(
+            self._task,
+            total=c.total or None,
+            completed=c.completed,
+            description=f"{job.id[:8]} {job.raw_status}",
+            rate=rate,
+        )
+        if job.raw_status != self._status and not self._quiet:
+            self._status = job.raw_status
+            stamp = datetime.now(UTC).strftime("%H:%M:%S")
+            line = Text(f"{stamp} {job.id} ")
+            line.append_text(status_text(job.raw_status))
+            line.append(f" {c.completed}/{c.total}")
+            self._console.print(line)
