@@ -11,6 +11,7 @@ from mistralai.client.models import BatchRequest
 
 from batchwatch.daemon import Daemon
 from batchwatch.simulator import RunningSimulator
+from batchwatch.simulator_faults import FaultRule
 from tests.helpers import get, upstream_job, wait_for
 
 BODY: dict[str, Any] = {
@@ -180,3 +181,70 @@ def test_track_known_and_unknown_jobs(
     unknown = post(daemon, token, "/v1/batch/jobs/8a1c7c3e-0000-4000-8000-000000000000/track")
     assert unknown.status_code == 404
     assert "Mistral has no job" in unknown.json()["detail"]
+
+
+def upstream_jobs(simulator: RunningSimulator) -> int:
+    from batchwatch.simulator import JobQuery
+
+    return simulator.simulation.list_jobs(JobQuery()).total
+
+
+def test_lost_create_response_is_found_not_resent(
+    simulator: RunningSimulator, daemon: Daemon, token: str
+) -> None:
+    """Mistral creates the job but the answer never arrives: batchwatch finds the job by
+    its tag instead of creating it again."""
+    simulator.simulation.faults.set([FaultRule("drop_create", times=1)])
+    response = post(daemon, token, "/v1/batch/jobs", BODY, **{"Idempotency-Key": "lost-1"})
+    assert response.status_code == 200, response.text
+    assert upstream_creates(simulator) == 1
+    assert upstream_jobs(simulator) == 1
+    again = post(daemon, token, "/v1/batch/jobs", BODY, **{"Idempotency-Key": "lost-1"})
+    assert again.json()["id"] == response.json()["id"]
+    assert upstream_jobs(simulator) == 1
+
+
+def test_every_create_response_lost_still_makes_one_job(
+    simulator: RunningSimulator, daemon: Daemon, token: str
+) -> None:
+    simulator.simulation.faults.set([FaultRule("drop_create")])
+    first = post(daemon, token, "/v1/batch/jobs", BODY, **{"Idempotency-Key": "lost-2"})
+    assert first.status_code == 200, first.text
+    for _ in range(3):  # the caller retries too
+        retry = post(daemon, token, "/v1/batch/jobs", BODY, **{"Idempotency-Key": "lost-2"})
+        assert retry.json()["id"] == first.json()["id"]
+    assert upstream_jobs(simulator) == 1
+
+
+def test_unknown_outcome_is_resolved_by_a_later_retry_under_the_same_key(
+    simulator: RunningSimulator, daemon: Daemon, token: str
+) -> None:
+    """The answer is lost and Mistral cannot even be asked whether the job exists: the
+    caller hears 503, retry later; the retry finds the job, and nothing runs twice."""
+    simulator.simulation.faults.set(
+        [
+            FaultRule("drop_create", times=1),
+            FaultRule("503", route="GET /v1/batch/jobs", retry_after=0),
+        ]
+    )
+    first = post(daemon, token, "/v1/batch/jobs", BODY, **{"Idempotency-Key": "lost-3"})
+    assert first.status_code == 503
+    assert "same Idempotency-Key" in first.json()["detail"]
+    assert upstream_jobs(simulator) == 1
+    simulator.simulation.faults.clear()
+    second = post(daemon, token, "/v1/batch/jobs", BODY, **{"Idempotency-Key": "lost-3"})
+    assert second.status_code == 200
+    assert upstream_creates(simulator) == 1
+    assert upstream_jobs(simulator) == 1
+    history = get(daemon, token, f"/v1/batch/jobs/{second.json()['id']}/transitions").json()
+    assert history["data"][0]["from_status"] is None  # recorded once, from its first sighting
+    assert [t["seq"] for t in history["data"]] == list(range(1, len(history["data"]) + 1))
+
+
+def test_server_error_on_create_then_success_makes_one_job(
+    simulator: RunningSimulator, daemon: Daemon, token: str
+) -> None:
+    simulator.simulation.faults.set([FaultRule("502", route="POST /v1/batch/jobs", times=2)])
+    response = post(daemon, token, "/v1/batch/jobs", BODY, **{"Idempotency-Key": "k-502"})
+    assert response.status_code == 200
+    assert upstream_jobs(simulator) == 1
