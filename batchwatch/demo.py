@@ -58,22 +58,34 @@ def _requests_file(directory: Path, lines: int) -> Path:
     return path
 
 
-def _submit(upstream: MistralClient, workdir: Path, count: int) -> list[str]:
-    uploaded = upstream.upload_file(_requests_file(workdir, 40), purpose="batch")
+def _submit(
+    local: BatchwatchClient, upstream: MistralClient, workdir: Path, count: int
+) -> list[str]:
+    """Even jobs go through batchwatch (`batchwatch submit` does the same); odd ones are
+    created straight on Mistral, as another tool would, and batchwatch discovers them."""
+    requests_file = _requests_file(workdir, 40)
+    through_us = local.upload_file(requests_file, purpose="batch")
+    elsewhere = upstream.upload_file(requests_file, purpose="batch")
     ids: list[str] = []
     for n in range(count):
         name, directives = SCENARIOS[n % len(SCENARIOS)]
+        mine = n % 2 == 0
         request = CreateRequest(
             endpoint="/v1/chat/completions",
             model="mistral-small-latest",
-            input_files=(uploaded.id,),
-            metadata={"job_name": name, **directives},
+            input_files=((through_us if mine else elsewhere).id,),
+            metadata={
+                "job_name": name,
+                "created_via": "batchwatch" if mine else "elsewhere",
+                **directives,
+            },
         )
-        ids.append(upstream.create_job(request).id)
+        job = local.create_once(request, f"demo-{n}") if mine else upstream.create_job(request)
+        ids.append(job.id)
     return ids
 
 
-def _watch(local: BatchwatchClient, upstream: MistralClient, ids: list[str]) -> list[RemoteJob]:
+def _watch(local: BatchwatchClient, ids: list[str]) -> list[RemoteJob]:
     """A live table until every job has ended (or the deadline passes)."""
     started = time.monotonic()
     to_cancel = {
@@ -88,7 +100,7 @@ def _watch(local: BatchwatchClient, upstream: MistralClient, ids: list[str]) -> 
             live.update(jobs_table(shown, title, compact=True))
             if time.monotonic() - started > CANCEL_AFTER_SECONDS and to_cancel:
                 for job_id in to_cancel:
-                    upstream.cancel_job(job_id)  # a user cancelling it in the console
+                    local.cancel_job(job_id)  # `batchwatch cancel` does the same
                 to_cancel.clear()
             if len(shown) == len(ids) and all(job.status.is_terminal for job in shown):
                 break
@@ -119,9 +131,12 @@ def run_demo(jobs: int = 5, keep: bool = False) -> int:
         )
         upstream = MistralClient(sim.url, DEMO_KEY)
         local = BatchwatchClient(daemon.api_url, (workdir / "api-token").read_text().strip())
-        ids = _submit(upstream, workdir, jobs)
-        out.print(f"submitted {len(ids)} jobs to the simulator; the daemon discovers them itself")
-        final = _watch(local, upstream, ids)
+        ids = _submit(local, upstream, workdir, jobs)
+        out.print(
+            f"submitted {len(ids)} jobs: {(len(ids) + 1) // 2} through batchwatch, the others "
+            "straight to the simulator (batchwatch discovers those itself)"
+        )
+        final = _watch(local, ids)
         for job in final:
             name = (job.metadata or {}).get("job_name", "")
             samples = len(local.progress(job.id))

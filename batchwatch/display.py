@@ -120,31 +120,32 @@ def jobs_table(jobs: Sequence[RemoteJob], title: str | None = None, compact: boo
     return table
 
 
-def _when(value: Any) -> str:
+def _when(value: Any, digits: int = 3) -> str:
     if not value:
         return "-"
-    stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+    # Today's times without the date: the status names need the width more.
+    fmt = "%H:%M:%S.%f" if stamp.date() == datetime.now(UTC).date() else "%Y-%m-%d %H:%M:%S.%f"
+    return stamp.strftime(fmt)[: digits - 6 or None]
 
 
 def transitions_table(rows: Iterable[dict[str, Any]], title: str = "Transitions") -> Table:
+    """Oldest first. SPAN: how long before SEEN the job was last seen in FROM, i.e. the
+    window in which the change happened. Sized to fit 80 columns."""
     table = Table(title=title, header_style="bold", title_justify="left")
-    # WINDOW: how long before OBSERVED the job was last seen in FROM, i.e. the span in
-    # which the change happened.
-    for name in ("#", "FROM", "TO", "OBSERVED (UTC)", "WINDOW", "SOURCE"):
-        table.add_column(name, no_wrap=name not in ("#", "SOURCE"))
+    for name in ("FROM", "TO", "SEEN (UTC)", "SPAN", "VIA"):
+        table.add_column(name, no_wrap=True)
     for row in rows:
-        window = "-"
+        span = "-"
         if row.get("last_seen_before"):
             start = datetime.fromisoformat(str(row["last_seen_before"]).replace("Z", "+00:00"))
             end = datetime.fromisoformat(str(row["observed_at"]).replace("Z", "+00:00"))
-            window = f"{(end - start).total_seconds():.1f}s"
+            span = f"{(end - start).total_seconds():.1f}s"
         table.add_row(
-            str(row["seq"]),
             status_text(row["from_status"]) if row.get("from_status") else Text("(new)", "dim"),
             status_text(row["to_status"]),
-            _when(row["observed_at"]),
-            window,
+            _when(row["observed_at"], digits=1),
+            span,
             str(row.get("source", "")),
         )
     return table
@@ -152,7 +153,7 @@ def transitions_table(rows: Iterable[dict[str, Any]], title: str = "Transitions"
 
 def progress_table(rows: Sequence[dict[str, Any]], limit: int = 12) -> Table:
     table = Table(title="Progress", header_style="bold", title_justify="left")
-    for name in ("OBSERVED AT (UTC)", "COMPLETED", "SUCCEEDED", "FAILED", "TOTAL"):
+    for name in ("SEEN (UTC)", "COMPLETED", "SUCCEEDED", "FAILED", "TOTAL"):
         table.add_column(name, justify="right")
     shown = rows if len(rows) <= limit else [*rows[: limit // 2], *rows[-limit // 2 :]]
     for row in shown:
