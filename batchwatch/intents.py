@@ -59,7 +59,7 @@ def claim_intent(
 
 
 def get_intent(store: Store, key: str) -> CreateIntent | None:
-    with store.reader.connect() as conn:
+    with store.reading() as conn:
         row = (
             conn.execute(select(create_intents).where(create_intents.c.key == key))
             .mappings()
@@ -118,7 +118,7 @@ def record_action(writer: Writer, action: ActionRecord) -> None:
 
 def job_actions(store: Store, job_id: str) -> list[ActionRecord]:
     query = select(actions).where(actions.c.job_id == job_id).order_by(actions.c.id)
-    with store.reader.connect() as conn:
+    with store.reading() as conn:
         return [
             ActionRecord(
                 id=r["id"],

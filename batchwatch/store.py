@@ -30,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -51,6 +52,16 @@ from batchwatch.transitions import Changes
 # Any constant works; it only has to be the same for every batchwatch sharing a database.
 _PG_WRITE_LOCK = 0x62617463  # "batc"
 _CHUNK = 500  # ids per IN (...) clause: well under every backend's bound-parameter limit
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or is locked past the busy timeout; try again later."""
+
+
+def _unavailable(exc: DBAPIError) -> StoreUnavailable:
+    # The driver's message only: SQLAlchemy's own text carries the SQL and its parameters.
+    first = str(exc.orig or exc).strip().splitlines()
+    return StoreUnavailable(f"database unavailable: {first[0] if first else type(exc).__name__}")
 
 
 class WriteConflict(Exception):
@@ -130,10 +141,22 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
-        with self.engine.begin() as conn:
-            if not self.is_sqlite:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
-            yield Writer(conn)
+        try:
+            with self.engine.begin() as conn:
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                yield Writer(conn)
+        except (OperationalError, InterfaceError) as exc:
+            raise _unavailable(exc) from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads; a database that is down or locked is StoreUnavailable."""
+        try:
+            with self.reader.connect() as conn:
+                yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise _unavailable(exc) from exc
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -141,11 +164,11 @@ class Store:
         """Tracked jobs the poller must still follow: active, or of an unknown status."""
         watched = [s.value for s in ACTIVE_STATUSES | {JobStatus.UNKNOWN}]
         query = select(jobs).where(jobs.c.status.in_(watched), jobs.c.deleted_upstream_at.is_(None))
-        with self.reader.connect() as conn:
+        with self.reading() as conn:
             return {row["id"]: row_to_job(row) for row in conn.execute(query).mappings()}
 
     def get_job(self, job_id: str) -> StoredJob | None:
-        with self.reader.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
         return row_to_job(row) if row else None
 
@@ -167,7 +190,7 @@ class Store:
         )
         page = select(jobs).where(where).order_by(*order)
         page = page.limit(q.page_size).offset(q.page * q.page_size)
-        with self.reader.connect() as conn:
+        with self.reading() as conn:
             total = conn.execute(select(func.count()).select_from(jobs).where(where)).scalar_one()
             rows = [row_to_job(row) for row in conn.execute(page).mappings()]
         return rows, int(total)
@@ -176,12 +199,12 @@ class Store:
         query = (
             select(transitions).where(transitions.c.job_id == job_id).order_by(transitions.c.seq)
         )
-        with self.reader.connect() as conn:
+        with self.reading() as conn:
             return [row_to_transition(row) for row in conn.execute(query).mappings()]
 
     def progress(self, job_id: str) -> list[ProgressSample]:
         query = select(progress).where(progress.c.job_id == job_id).order_by(progress.c.id)
-        with self.reader.connect() as conn:
+        with self.reading() as conn:
             return [row_to_progress(row) for row in conn.execute(query).mappings()]
 
     def feed(self, after: int, limit: int) -> list[Transition]:
@@ -191,22 +214,22 @@ class Store:
             .order_by(transitions.c.id)
             .limit(limit)
         )
-        with self.reader.connect() as conn:
+        with self.reading() as conn:
             return [row_to_transition(row) for row in conn.execute(query).mappings()]
 
     def count_by_status(self) -> dict[str, int]:
         query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
-        with self.reader.connect() as conn:
+        with self.reading() as conn:
             return {status: int(n) for status, n in conn.execute(query)}
 
     def get_state(self, name: str) -> str | None:
-        with self.reader.connect() as conn:
+        with self.reading() as conn:
             query = select(sync_state.c.value).where(sync_state.c.name == name)
             value = conn.execute(query).scalar_one_or_none()
         return str(value) if value is not None else None
 
     def ping(self) -> None:
-        with self.reader.connect() as conn:
+        with self.reading() as conn:
             conn.execute(text("SELECT 1"))
 
 
