@@ -305,8 +305,12 @@ class FaultInjector:
             self._log.clear()
 
     def to_wire(self) -> dict[str, Any]:
-        rules = [count.rule.to_wire() | {"fired": count.fired} for count in self.rules()]
-        return {"seed": self.seed, "rules": rules}
+        """What ``GET /_sim/faults`` shows: the seed, and each rule with its count."""
+        with self._lock:  # one snapshot: a concurrent ``set`` must not mix two rule sets
+            rules = [
+                r.to_wire() | {"fired": n} for r, n in zip(self._rules, self._fired, strict=True)
+            ]
+            return {"seed": self._seed, "rules": rules}
 
     # Used by the FaultLayer ----------------------------------------------------------------
 
