@@ -34,9 +34,12 @@ under ``TRANSPORT_EXTENSION`` (``simulator.py``'s uvicorn protocol does). After 
 the layer waits for the server's ``http.disconnect``, so that uvicorn neither answers with its
 own 500 nor logs an error. This module stays server-agnostic ASGI.
 
-Control: ``Simulation.faults`` (a ``FaultInjector``) in-process; ``GET/POST/DELETE
-/_sim/faults`` and ``GET /_sim/requests`` (the request log) over HTTP; ``batchwatch simulate
---faults 429:0.05,reset:0.01``.
+Control: ``Simulation.faults`` (a ``FaultInjector``: ``set(rules, seed)``, ``clear()``,
+``rules()``, ``requests()``) in-process; ``GET/POST/DELETE /_sim/faults`` over HTTP;
+``batchwatch simulate --faults 429:0.05,reset:0.01``. ``GET /_sim/requests`` is the log of
+the last 100,000 ``/v1`` requests (arrival, route key, status sent or null, fault), which
+tests use to prove, say, that nothing was sent inside a ``Retry-After`` window; ``POST
+/_sim/stats/reset`` clears it. A request answered by a fault still counts in ``/_sim/stats``.
 """
 
 from __future__ import annotations
@@ -485,7 +488,9 @@ async def _hang_up(scope: Scope, receive: Receive, *, reset: bool) -> None:
             f"this fault closes the connection, so the server must put the transport in "
             f"scope['extensions'][{TRANSPORT_EXTENSION!r}] (start_in_thread and serve do)"
         )
-    if reset:
+    if transport.is_closing():
+        pass  # the client left first: nothing to close
+    elif reset:
         sock = transport.get_extra_info("socket")
         if sock is not None:  # linger 0: close() discards the connection with an RST
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
