@@ -142,7 +142,7 @@ class Actions:
     def _find_tagged(self, intent: CreateIntent) -> RemoteJob | None:
         flt = ListFilter(created_after=intent.created_at - self.search_margin, created_by_me=True)
         try:
-            candidates = self.client.list_all(flt)
+            candidates = self.client.list_all(flt).jobs
         except ApiError as exc:
             raise ActionError(
                 503,

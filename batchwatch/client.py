@@ -6,13 +6,14 @@ raw response. Every failure becomes one ``ApiError`` that says whether a retry c
 
 from __future__ import annotations
 
+import email.utils
 import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -24,37 +25,34 @@ from urllib3.util.retry import Retry
 
 from batchwatch import __version__
 from batchwatch.models import (
-    BatchError,
-    Counters,
     FileInfo,
     JobPage,
     JobStatus,
     ListFilter,
     RemoteJob,
 )
+from batchwatch.wire import (
+    ApiError,
+    CreateRequest,
+    job_to_json,
+    list_params,
+    parse_file,
+    parse_job,
+)
+
+__all__ = [
+    "ApiError",
+    "BatchwatchClient",
+    "CreateRequest",
+    "MistralClient",
+    "RetryPolicy",
+    "job_to_json",
+]
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 #: Called after every HTTP exchange: (operation, status code or None when no response came).
 Observer = Callable[[str, int | None], None]
-
-
-class ApiError(Exception):
-    """A failed call. ``retryable`` says whether the same call may succeed later."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        retryable: bool = False,
-        body: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.retryable = retryable
-        self.body = body
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,70 +65,75 @@ class RetryPolicy:
     jitter: float = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class CreateRequest:
-    """Mistral's ``CreateBatchJobRequest``."""
-
-    endpoint: str
-    model: str | None = None
-    input_files: tuple[str, ...] = ()
-    requests: tuple[Mapping[str, Any], ...] = ()
-    metadata: Mapping[str, str] | None = None
-    timeout_hours: int = 24
-    agent_id: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"endpoint": self.endpoint, "timeout_hours": self.timeout_hours}
-        if self.input_files:
-            body["input_files"] = list(self.input_files)
-        if self.requests:
-            body["requests"] = [dict(r) for r in self.requests]
-        for key in ("model", "agent_id"):
-            if getattr(self, key) is not None:
-                body[key] = getattr(self, key)
-        if self.metadata:
-            body["metadata"] = dict(self.metadata)
-        return body
-
-
 class Stopping(Exception):
     """Raised out of a retry wait when the daemon is shutting down."""
 
 
-class _StoppableRetry(Retry):
-    """urllib3's Retry, whose waits (backoff or ``Retry-After``) end at once when the stop
-    event is set, so a shutdown never waits out a long backoff."""
+class _Gate:
+    """When the server said ``Retry-After``, no request leaves before it has passed, from
+    any thread or session of the client: a retry inside urllib3, the next page of a
+    concurrent listing, the next poll cycle."""
 
-    stop_event: threading.Event | None = None
+    def __init__(self, stop: threading.Event | None) -> None:
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._until = 0.0  # time.monotonic() before which nothing is sent
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        with self._lock:
+            return self._until - time.monotonic()
+
+    def wait(self, at_least: float = 0.0) -> None:
+        """Sleep ``at_least`` seconds and until the gate opens; the stop event cuts it."""
+        deadline = time.monotonic() + at_least
+        while True:
+            delay = max(deadline - time.monotonic(), self.remaining())
+            if delay <= 0:
+                return
+            if self._stop is None:
+                time.sleep(delay)
+            elif self._stop.wait(delay):
+                raise Stopping("shutting down")
+
+
+class _StoppableRetry(Retry):
+    """urllib3's Retry, whose waits (backoff or ``Retry-After``) go through the client's
+    gate: a ``Retry-After`` holds every request, and a shutdown ends the wait at once."""
+
+    gate: _Gate | None = None
 
     def new(self, **kw: Any) -> Self:
         fresh = super().new(**kw)
-        fresh.stop_event = self.stop_event
+        fresh.gate = self.gate
         return fresh
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         delay: float | None = None
         if self.respect_retry_after_header and response is not None:
             delay = self.get_retry_after(response)
+            if delay is not None and self.gate is not None:
+                self.gate.hold(delay)
         if delay is None:
             delay = self.get_backoff_time()
-        if delay <= 0:
-            return
-        if self.stop_event is None:
-            time.sleep(delay)
-        elif self.stop_event.wait(delay):
-            raise Stopping("shutting down")
+        if self.gate is None:
+            time.sleep(max(delay, 0.0))
+        else:
+            self.gate.wait(delay)
 
 
 def _retry(
     policy: RetryPolicy,
     methods: Iterable[str],
-    stop: threading.Event | None,
+    gate: _Gate,
     *,
     unsent_only: bool = False,
 ) -> Retry:
     retry = _make_retry(policy, methods, unsent_only=unsent_only)
-    retry.stop_event = stop
+    retry.gate = gate
     return retry
 
 
@@ -194,9 +197,11 @@ class HttpApi:
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._observer = observer
+        self._gate = _Gate(stop)
         # POST /cancel is idempotent upstream, so it may be retried like a read.
-        self._session = _session(_retry(policy, ("GET", "DELETE", "POST"), stop), pool_size, agent)
-        self._once = _session(_retry(policy, (), stop, unsent_only=True), 2, agent)
+        retried = _retry(policy, ("GET", "DELETE", "POST"), self._gate)
+        self._session = _session(retried, pool_size, agent)
+        self._once = _session(_retry(policy, (), self._gate, unsent_only=True), 2, agent)
         for session in (self._session, self._once):
             session.headers.update(headers or {})
             if api_key:
@@ -227,6 +232,7 @@ class HttpApi:
         if accept:
             headers["Accept"] = accept
         try:
+            self._gate.wait()
             response = session.request(
                 method, self.base_url + path, timeout=self._timeout, headers=headers, **kwargs
             )
@@ -236,6 +242,9 @@ class HttpApi:
         except Stopping:
             raise ApiError(f"{operation}: abandoned, shutting down", retryable=True) from None
         self._observe(operation, response.status_code)
+        if response.status_code in (429, 503):
+            # Retries ran out on this one; the next call still has to respect the wait.
+            self._gate.hold(_retry_after(response.headers.get("Retry-After")))
         if response.status_code >= 400:
             raise _http_error(operation, response)
         return response
@@ -255,6 +264,21 @@ class HttpApi:
     def _observe(self, operation: str, status: int | None) -> None:
         if self._observer is not None:
             self._observer(operation, status)
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After header (a number or an HTTP date); 0 when absent or bad."""
+    if not value:
+        return 0.0
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _transport_error(operation: str, exc: requests.RequestException) -> ApiError:
@@ -304,24 +328,30 @@ class MistralClient(HttpApi):
         data = body.get("data") or []
         if not isinstance(data, list):
             raise ApiError("list_jobs: 'data' is not a list", retryable=True)
-        return JobPage(jobs=tuple(parse_job(item) for item in data), total=body["total"])
+        jobs: list[RemoteJob] = []
+        for item in data:
+            try:
+                jobs.append(parse_job(item))
+            except ApiError:
+                continue  # counted below; the caller reconciles the job some other way
+        return JobPage(jobs=tuple(jobs), total=body["total"], malformed=len(data) - len(jobs))
 
-    def list_all(
-        self, flt: ListFilter, page_size: int = 100, concurrency: int = 1
-    ) -> list[RemoteJob]:
+    def list_all(self, flt: ListFilter, page_size: int = 100, concurrency: int = 1) -> JobPage:
         """Every job matching ``flt``: the first page gives ``total``, the rest are fetched
         ``concurrency`` at a time. A job seen on two pages (the list shifted while it was
         read) is kept once; the one missed by a shift is the caller's to reconcile."""
         first = self.list_page(flt, 0, page_size)
         pages = max(1, math.ceil(first.total / page_size))
         seen: dict[str, RemoteJob] = {job.id: job for job in first.jobs}
+        malformed = first.malformed
         if pages > 1:
             with ThreadPoolExecutor(max_workers=min(concurrency, pages - 1)) as pool:
                 rest = pool.map(lambda n: self.list_page(flt, n, page_size), range(1, pages))
                 for page in rest:
+                    malformed += page.malformed
                     for job in page.jobs:
                         seen.setdefault(job.id, job)
-        return list(seen.values())
+        return JobPage(jobs=tuple(seen.values()), total=first.total, malformed=malformed)
 
     def get_job(self, job_id: str) -> RemoteJob:
         # Mistral: jobs_api_routes_batch_get_batch_job (GET /v1/batch/jobs/{job_id})
@@ -386,116 +416,6 @@ class MistralClient(HttpApi):
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
-
-
-def list_params(flt: ListFilter, page: int, page_size: int) -> list[tuple[str, str]]:
-    """The query string as Mistral expects it: ``status`` repeated, metadata flattened into
-    bare keys (as the official SDKs send it), booleans as ``true``/``false``."""
-    params: list[tuple[str, str]] = [
-        ("page", str(page)),
-        ("page_size", str(page_size)),
-        ("created_by_me", "true" if flt.created_by_me else "false"),
-        ("order_by", flt.order_by),
-    ]
-    params += [("status", status.value) for status in flt.statuses]
-    if flt.model is not None:
-        params.append(("model", flt.model))
-    if flt.agent_id is not None:
-        params.append(("agent_id", flt.agent_id))
-    if flt.created_after is not None:
-        stamp = flt.created_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        params.append(("created_after", stamp))
-    params += sorted(flt.metadata.items())
-    return params
-
-
-# ---------------------------------------------------------------------------------------
-# Parsing at the edge
-
-
-def _req(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    value = body.get(key)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise ApiError(f"job: field {key!r} is missing or has the wrong type", retryable=True)
-    return value
-
-
-def _opt(body: Mapping[str, Any], key: str, kind: type) -> Any:
-    value = body.get(key)
-    return value if isinstance(value, kind) else None
-
-
-def parse_job(body: Any) -> RemoteJob:
-    """A ``BatchJob`` JSON object → ``RemoteJob``; a malformed one is a retryable ApiError
-    (the next read may be whole), an unknown status becomes ``UNKNOWN``."""
-    if not isinstance(body, dict):
-        raise ApiError("job: response is not a JSON object", retryable=True)
-    raw_status = _req(body, "status", str)
-    errors = tuple(
-        BatchError(message=str(e.get("message", "")), count=int(e.get("count", 1)))
-        for e in _req(body, "errors", list)
-        if isinstance(e, dict)
-    )
-    return RemoteJob(
-        id=_req(body, "id", str),
-        status=JobStatus.parse(raw_status),
-        raw_status=raw_status,
-        endpoint=_req(body, "endpoint", str),
-        input_files=tuple(str(f) for f in _req(body, "input_files", list)),
-        model=_opt(body, "model", str),
-        agent_id=_opt(body, "agent_id", str),
-        metadata=_opt(body, "metadata", dict),
-        output_file=_opt(body, "output_file", str),
-        error_file=_opt(body, "error_file", str),
-        errors=errors,
-        created_at=_req(body, "created_at", int),
-        started_at=_opt(body, "started_at", int),
-        completed_at=_opt(body, "completed_at", int),
-        counters=Counters(
-            total=_req(body, "total_requests", int),
-            completed=_req(body, "completed_requests", int),
-            succeeded=_req(body, "succeeded_requests", int),
-            failed=_req(body, "failed_requests", int),
-        ),
-    )
-
-
-def job_to_json(job: RemoteJob) -> dict[str, Any]:
-    """``RemoteJob`` → Mistral's ``BatchJob`` JSON (what the local API serves)."""
-    return {
-        "id": job.id,
-        "object": "batch",
-        "input_files": list(job.input_files),
-        "metadata": dict(job.metadata) if job.metadata is not None else None,
-        "endpoint": job.endpoint,
-        "model": job.model,
-        "agent_id": job.agent_id,
-        "output_file": job.output_file,
-        "error_file": job.error_file,
-        "errors": [{"message": e.message, "count": e.count} for e in job.errors],
-        "outputs": None,
-        "status": job.raw_status,
-        "created_at": job.created_at,
-        "total_requests": job.counters.total,
-        "completed_requests": job.counters.completed,
-        "succeeded_requests": job.counters.succeeded,
-        "failed_requests": job.counters.failed,
-        "started_at": job.started_at,
-        "completed_at": job.completed_at,
-    }
-
-
-def parse_file(body: Any) -> FileInfo:
-    if not isinstance(body, dict):
-        raise ApiError("file: response is not a JSON object", retryable=True)
-    return FileInfo(
-        id=_req(body, "id", str),
-        filename=_req(body, "filename", str),
-        bytes=int(body.get("bytes") or 0),
-        purpose=str(body.get("purpose", "")),
-        num_lines=_opt(body, "num_lines", int),
-        created_at=_req(body, "created_at", int),
-    )
 
 
 # ---------------------------------------------------------------------------------------

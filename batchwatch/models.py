@@ -170,6 +170,9 @@ class JobPage:
 
     jobs: tuple[RemoteJob, ...]
     total: int
+    #: Items that could not be parsed (a field missing, a wrong type): left out of ``jobs``
+    #: rather than failing the page, so one bad job cannot stop all polling.
+    malformed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from batchwatch.logs import get_logger
 from batchwatch.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
+    JobPage,
     JobSource,
     JobStatus,
     ListFilter,
@@ -81,13 +82,20 @@ def poll_once(
     mine = options.discover == "mine"
 
     # Mistral: one status-filtered list (status repeated) instead of a get per job.
-    listed = client.list_all(
+    active = client.list_all(
         _sorted_filter(ACTIVE_STATUSES, created_by_me=mine), options.page_size, options.concurrency
     )
-    discovered = _discover(client, store, options) if options.discover != "none" else []
+    found = _discover(client, store, options) if options.discover != "none" else JobPage((), 0)
+    listed, discovered = list(active.jobs), list(found.jobs)
     observed = listed + discovered
     if options.discover == "none":
         observed = [job for job in observed if job.id in stored_active]
+    if active.malformed or found.malformed:
+        log.warning(
+            "jobs_malformed",
+            count=active.malformed + found.malformed,
+            hint="left out of this cycle; tracked jobs among them are read one by one",
+        )
 
     gone = departed(stored_active, {job.id for job in observed})
     fetched, deleted, failures = _fetch_departed(client, gone)
@@ -100,7 +108,9 @@ def poll_once(
         writer.apply(changes, observed_at, JobSource.DISCOVERED)
         for job_id in deleted:
             writer.mark_deleted(job_id, observed_at)
-        if options.discover != "none":
+        # A malformed discovery page must be read again next cycle: the jobs it hid may
+        # be known nowhere else.
+        if options.discover != "none" and not found.malformed:
             writer.set_state(WATERMARK, str(int(cycle_start.timestamp())))
     _log_changes(changes, deleted)
 
@@ -120,7 +130,7 @@ def poll_once(
     return report
 
 
-def _discover(client: MistralClient, store: Store, options: PollOptions) -> list[RemoteJob]:
+def _discover(client: MistralClient, store: Store, options: PollOptions) -> JobPage:
     """Jobs that ended without ever being seen active: created since the last cycle (or,
     on the very first cycle, ever), already in a terminal status."""
     mark = store.get_state(WATERMARK)

@@ -1,0 +1,175 @@
+"""Mistral's JSON shapes, at the edge: requests built, responses parsed into typed records.
+
+Pure: no I/O. A malformed body becomes a retryable ``ApiError``; an unknown status string
+becomes ``JobStatus.UNKNOWN`` with the raw string kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from batchwatch.models import (
+    BatchError,
+    Counters,
+    FileInfo,
+    JobStatus,
+    ListFilter,
+    RemoteJob,
+)
+
+
+class ApiError(Exception):
+    """A failed call. ``retryable`` says whether the same call may succeed later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retryable: bool = False,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.retryable = retryable
+        self.body = body
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """Mistral's ``CreateBatchJobRequest``."""
+
+    endpoint: str
+    model: str | None = None
+    input_files: tuple[str, ...] = ()
+    requests: tuple[Mapping[str, Any], ...] = ()
+    metadata: Mapping[str, str] | None = None
+    timeout_hours: int = 24
+    agent_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"endpoint": self.endpoint, "timeout_hours": self.timeout_hours}
+        if self.input_files:
+            body["input_files"] = list(self.input_files)
+        if self.requests:
+            body["requests"] = [dict(r) for r in self.requests]
+        for key in ("model", "agent_id"):
+            if getattr(self, key) is not None:
+                body[key] = getattr(self, key)
+        if self.metadata:
+            body["metadata"] = dict(self.metadata)
+        return body
+
+
+def list_params(flt: ListFilter, page: int, page_size: int) -> list[tuple[str, str]]:
+    """The query string as Mistral expects it: ``status`` repeated, metadata flattened into
+    bare keys (as the official SDKs send it), booleans as ``true``/``false``."""
+    params: list[tuple[str, str]] = [
+        ("page", str(page)),
+        ("page_size", str(page_size)),
+        ("created_by_me", "true" if flt.created_by_me else "false"),
+        ("order_by", flt.order_by),
+    ]
+    params += [("status", status.value) for status in flt.statuses]
+    if flt.model is not None:
+        params.append(("model", flt.model))
+    if flt.agent_id is not None:
+        params.append(("agent_id", flt.agent_id))
+    if flt.created_after is not None:
+        stamp = flt.created_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params.append(("created_after", stamp))
+    params += sorted(flt.metadata.items())
+    return params
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing at the edge
+
+
+def _req(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ApiError(f"job: field {key!r} is missing or has the wrong type", retryable=True)
+    return value
+
+
+def _opt(body: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    return value if isinstance(value, kind) else None
+
+
+def parse_job(body: Any) -> RemoteJob:
+    """A ``BatchJob`` JSON object → ``RemoteJob``; a malformed one is a retryable ApiError
+    (the next read may be whole), an unknown status becomes ``UNKNOWN``."""
+    if not isinstance(body, dict):
+        raise ApiError("job: response is not a JSON object", retryable=True)
+    raw_status = _req(body, "status", str)
+    errors = tuple(
+        BatchError(message=str(e.get("message", "")), count=int(e.get("count", 1)))
+        for e in _req(body, "errors", list)
+        if isinstance(e, dict)
+    )
+    return RemoteJob(
+        id=_req(body, "id", str),
+        status=JobStatus.parse(raw_status),
+        raw_status=raw_status,
+        endpoint=_req(body, "endpoint", str),
+        input_files=tuple(str(f) for f in _req(body, "input_files", list)),
+        model=_opt(body, "model", str),
+        agent_id=_opt(body, "agent_id", str),
+        metadata=_opt(body, "metadata", dict),
+        output_file=_opt(body, "output_file", str),
+        error_file=_opt(body, "error_file", str),
+        errors=errors,
+        created_at=_req(body, "created_at", int),
+        started_at=_opt(body, "started_at", int),
+        completed_at=_opt(body, "completed_at", int),
+        counters=Counters(
+            total=_req(body, "total_requests", int),
+            completed=_req(body, "completed_requests", int),
+            succeeded=_req(body, "succeeded_requests", int),
+            failed=_req(body, "failed_requests", int),
+        ),
+    )
+
+
+def job_to_json(job: RemoteJob) -> dict[str, Any]:
+    """``RemoteJob`` → Mistral's ``BatchJob`` JSON (what the local API serves)."""
+    return {
+        "id": job.id,
+        "object": "batch",
+        "input_files": list(job.input_files),
+        "metadata": dict(job.metadata) if job.metadata is not None else None,
+        "endpoint": job.endpoint,
+        "model": job.model,
+        "agent_id": job.agent_id,
+        "output_file": job.output_file,
+        "error_file": job.error_file,
+        "errors": [{"message": e.message, "count": e.count} for e in job.errors],
+        "outputs": None,
+        "status": job.raw_status,
+        "created_at": job.created_at,
+        "total_requests": job.counters.total,
+        "completed_requests": job.counters.completed,
+        "succeeded_requests": job.counters.succeeded,
+        "failed_requests": job.counters.failed,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+    }
+
+
+def parse_file(body: Any) -> FileInfo:
+    if not isinstance(body, dict):
+        raise ApiError("file: response is not a JSON object", retryable=True)
+    return FileInfo(
+        id=_req(body, "id", str),
+        filename=_req(body, "filename", str),
+        bytes=int(body.get("bytes") or 0),
+        purpose=str(body.get("purpose", "")),
+        num_lines=_opt(body, "num_lines", int),
+        created_at=_req(body, "created_at", int),
+    )
