@@ -74,8 +74,11 @@ class _Gate:
     any thread or session of the client: a retry inside urllib3, the next page of a
     concurrent listing, the next poll cycle."""
 
-    def __init__(self, stop: threading.Event | None) -> None:
+    def __init__(
+        self, stop: threading.Event | None, on_retry: Callable[[str], None] | None = None
+    ) -> None:
         self._stop = stop
+        self.on_retry = on_retry
         self._lock = threading.Lock()
         self._until = 0.0  # time.monotonic() before which nothing is sent
 
@@ -112,6 +115,8 @@ class _StoppableRetry(Retry):
         return fresh
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        if self.gate is not None and self.gate.on_retry is not None:
+            self.gate.on_retry(str(response.status) if response is not None else "connection")
         delay: float | None = None
         if self.respect_retry_after_header and response is not None:
             delay = self.get_retry_after(response)
@@ -191,13 +196,14 @@ class HttpApi:
         observer: Observer | None = None,
         stop: threading.Event | None = None,
         headers: Mapping[str, str] | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         policy = retry or RetryPolicy()
         agent = f"batchwatch/{__version__}"
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._observer = observer
-        self._gate = _Gate(stop)
+        self._gate = _Gate(stop, on_retry)
         # POST /cancel is idempotent upstream, so it may be retried like a read.
         retried = _retry(policy, ("GET", "DELETE", "POST"), self._gate)
         self._session = _session(retried, pool_size, agent)

@@ -12,14 +12,24 @@ import signal
 import socket
 import stat
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from batchwatch import __version__
 from batchwatch.config import Settings
 from batchwatch.logs import get_logger, register_secret
+from batchwatch.notify import Notifier
+
+if TYPE_CHECKING:
+    from batchwatch.health import Health
+    from batchwatch.scheduler import PollScheduler
+    from batchwatch.store import Store
+
+ACTIVE_NAMES = frozenset({"QUEUED", "RUNNING", "CANCELLATION_REQUESTED"})
 
 log = get_logger("batchwatch.daemon")
 
@@ -92,6 +102,9 @@ class Daemon:
         self.api_url = ""
         self._closers: list[Callable[[], object]] = []
         self._web: threading.Thread | None = None
+        #: True when shutdown left a poll cycle running (see ``close``).
+        self.abandoned_cycle = False
+        self.notifier = Notifier()
 
     def run(self) -> int:
         self._install_signals(self.stop)
@@ -108,6 +121,7 @@ class Daemon:
         from batchwatch.api import create_app
         from batchwatch.client import MistralClient, RetryPolicy
         from batchwatch.health import Health
+        from batchwatch.metrics import Metrics
         from batchwatch.poller import PollOptions, poll_once
         from batchwatch.scheduler import PollScheduler
         from batchwatch.store import Store, safe_url
@@ -128,6 +142,11 @@ class Daemon:
         if not s.mistral.api_key:
             log.warning("api_key_missing", hint="set MISTRAL_API_KEY or mistral.api_key_file")
 
+        health = Health(s.tracking.poll_interval_seconds, datetime.now(UTC))
+        metrics = Metrics(health, store.count_by_status)
+        metrics.info.labels(__version__).set(1)
+        store.on_recorded.append(metrics.recorded)
+
         def upstream() -> MistralClient:
             return MistralClient(
                 s.mistral.server_url,
@@ -136,28 +155,37 @@ class Daemon:
                 retry=RetryPolicy(attempts=s.mistral.max_retries),
                 pool_size=s.tracking.concurrency + 2,
                 stop=self.stop,
+                observer=metrics.upstream,
+                on_retry=metrics.retried,
             )
 
         # One client for the poller's thread, one for the API's request threads.
         client, action_client = upstream(), upstream()
         self._closers += [client.close, action_client.close]
-        actions = Actions(action_client, store)
-        health = Health(s.tracking.poll_interval_seconds, datetime.now(UTC))
         options = PollOptions(
             discover=s.tracking.discover,
             page_size=s.tracking.page_size,
             concurrency=s.tracking.concurrency,
         )
+        watchdog = self.notifier.watchdog_seconds
         scheduler = PollScheduler(
-            lambda: poll_once(client, store, options), s.tracking.poll_interval_seconds, health
+            lambda: poll_once(client, store, options),
+            s.tracking.poll_interval_seconds,
+            health,
+            on_cycle=metrics.cycle,
+            heartbeat=self._heartbeat(health, store) if self.notifier.enabled else None,
+            heartbeat_every=min(watchdog / 3, 10.0) if watchdog else 10.0,
         )
+        app = create_app(store, health, token, Actions(action_client, store))
+        metrics.install(app)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(store, health, token, actions),
+                app,
                 log_config=None,
                 access_log=False,
                 lifespan="off",
                 log_level="warning",
+                timeout_graceful_shutdown=2,
             )
         )
         self._web = threading.Thread(
@@ -166,9 +194,10 @@ class Daemon:
         self._web.start()
         self._closers.append(lambda: self._stop_server(server))
         scheduler.start()
-        self._closers.append(lambda: scheduler.shutdown(wait=True))
+        self._closers.append(lambda: self._stop_scheduler(scheduler))
         host, port = sock.getsockname()[:2]
         self.api_url = _http_url(host, port)
+        _wait_started(server)
         log.info(
             "daemon_started",
             api=self.api_url,
@@ -177,6 +206,27 @@ class Daemon:
             discover=s.tracking.discover,
             poll_interval_seconds=s.tracking.poll_interval_seconds,
         )
+        # Ready means: database migrated, API accepting connections, poller scheduled.
+        self.notifier.ready(f"listening on {self.api_url}")
+
+    def _heartbeat(self, health: Health, store: Store) -> Callable[[], None]:
+        s = self.settings
+        # Longer than any cycle can legitimately take: every request timing out, retried.
+        hang_after = timedelta(
+            seconds=max(120.0, 4 * s.mistral.timeout_seconds * (s.mistral.max_retries + 1))
+        )
+
+        def beat() -> None:
+            now = datetime.now(UTC)
+            status = status_line(health, store, now)
+            if health.poller_alive(now, hang_after):
+                self.notifier.watchdog(status)
+            else:
+                # No WATCHDOG=1: systemd restarts the service once WatchdogSec passes.
+                log.error("poller_hung", hang_after_seconds=hang_after.total_seconds())
+                self.notifier.send(STATUS=f"poller hung; {status}")
+
+        return beat
 
     def wait(self) -> int:
         while not self.stop.wait(0.5):
@@ -190,6 +240,7 @@ class Daemon:
         if not self._closers:
             return
         log.info("daemon_stopping")
+        self.notifier.stopping()
         # Stop in reverse order of start: scheduler first (it finishes its cycle), then the
         # API, then the client, the store and the socket.
         while self._closers:
@@ -199,7 +250,14 @@ class Daemon:
     def _stop_server(self, server: Any) -> None:
         server.should_exit = True
         if self._web is not None:
-            self._web.join(timeout=10)
+            self._web.join(timeout=3)
+
+    def _stop_scheduler(self, scheduler: PollScheduler) -> None:
+        # A cycle stuck in a request gets a few seconds; after that it is abandoned: its
+        # writes are one transaction, so nothing half-written can remain.
+        if not scheduler.shutdown(grace=6.0):
+            self.abandoned_cycle = True
+            log.warning("poll_abandoned", reason="still running at shutdown")
 
     @staticmethod
     def _install_signals(stop: threading.Event) -> None:
@@ -212,6 +270,30 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+
+
+def _wait_started(server: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def status_line(health: Health, store: Store, now: datetime) -> str:
+    """What `systemctl status` shows: jobs tracked, and how the last poll went."""
+    from batchwatch.store import StoreUnavailable
+
+    snap = health.snapshot(now)
+    try:
+        counts = store.count_by_status()
+        active = sum(n for status, n in counts.items() if status in ACTIVE_NAMES)
+        jobs = f"{sum(counts.values())} jobs tracked, {active} active"
+    except StoreUnavailable:
+        jobs = "database unavailable"
+    if snap.last_poll_at is None:
+        return f"{jobs}; no poll yet"
+    when = snap.last_poll_at.strftime("%H:%M:%S")
+    outcome = "ok" if snap.last_error is None else f"failed ({snap.last_error[:80]})"
+    return f"{jobs}; last poll {when} {outcome}"
 
 
 def _http_url(host: str, port: int) -> str:

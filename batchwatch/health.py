@@ -53,6 +53,23 @@ class Health:
         self._last_error: str | None = None
         self._failures = 0
         self._cycles = 0
+        self._cycle_started_at: datetime | None = None
+
+    def cycle_started(self, at: datetime) -> None:
+        with self._lock:
+            self._cycle_started_at = at
+
+    def poller_alive(self, now: datetime, hang_after: timedelta) -> bool:
+        """False when a cycle has been running for longer than ``hang_after``, or none has
+        finished for that long past its interval: what the systemd watchdog must notice."""
+        with self._lock:
+            started = self._cycle_started_at
+            finished = self._last_poll_at
+        if started is None:
+            return now - self._started_at < hang_after
+        if finished is None or finished < started:  # a cycle is running
+            return now - started < hang_after
+        return now - finished < hang_after + self._stale_after
 
     def record_success(self, at: datetime) -> None:
         with self._lock:

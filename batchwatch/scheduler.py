@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -24,11 +26,24 @@ def describe_error(exc: BaseException, limit: int = 300) -> str:
 
 
 class PollScheduler:
-    """Runs ``cycle`` every ``interval`` seconds on a background thread, never overlapping."""
+    """Runs ``cycle`` every ``interval`` seconds on a background thread, never overlapping,
+    and ``heartbeat`` every ``heartbeat_every`` seconds on another."""
 
-    def __init__(self, cycle: Callable[[], object], interval: float, health: Health) -> None:
+    def __init__(
+        self,
+        cycle: Callable[[], object],
+        interval: float,
+        health: Health,
+        *,
+        on_cycle: Callable[[bool, float], None] | None = None,
+        heartbeat: Callable[[], None] | None = None,
+        heartbeat_every: float = 10.0,
+    ) -> None:
         self._cycle = cycle
         self._health = health
+        self._on_cycle = on_cycle
+        self._idle = threading.Event()
+        self._idle.set()
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._scheduler.add_job(
             self._tick,
@@ -41,20 +56,42 @@ class PollScheduler:
             misfire_grace_time=None,
             next_run_time=datetime.now(UTC),
         )
+        if heartbeat is not None:
+            self._scheduler.add_job(
+                heartbeat,
+                IntervalTrigger(seconds=heartbeat_every, timezone=UTC),
+                id="heartbeat",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                # The first beat comes one period after start: READY=1 goes out first.
+            )
 
     def start(self) -> None:
         self._scheduler.start()
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, grace: float = 8.0) -> bool:
+        """Stop scheduling; give a running cycle ``grace`` seconds to finish. False when it
+        is still running (its writes are one transaction: abandoning it loses nothing)."""
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=wait)
+            self._scheduler.shutdown(wait=False)
+        return self._idle.wait(grace)
 
     def _tick(self) -> None:
+        self._idle.clear()
+        self._health.cycle_started(datetime.now(UTC))
+        started = time.monotonic()
+        ok = False
         try:
             self._cycle()
+            ok = True
         except Exception as exc:  # a failed cycle must never stop the schedule
             error = describe_error(exc)
             log.error("poll_failed", error=error)
             self._health.record_failure(datetime.now(UTC), error)
         else:
             self._health.record_success(datetime.now(UTC))
+        finally:
+            if self._on_cycle is not None:
+                self._on_cycle(ok, time.monotonic() - started)
+            self._idle.set()

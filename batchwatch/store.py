@@ -9,7 +9,7 @@ that slipped past the lock could not record a transition twice.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,6 +121,8 @@ def safe_url(url: str) -> str:
 class Store:
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
         self.url = url
+        #: Called with the transitions of each committed write (metrics count them).
+        self.on_recorded: list[Callable[[Sequence[Transition]], None]] = []
         self.engine = make_engine(url, writer=True, busy_timeout_ms=busy_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         # SQLite: a second engine whose transactions are plain BEGIN, so reads never queue
@@ -145,9 +147,14 @@ class Store:
             with self.engine.begin() as conn:
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
-                yield Writer(conn)
+                writer = Writer(conn)
+                yield writer
         except (OperationalError, InterfaceError) as exc:
             raise _unavailable(exc) from exc
+        # Committed: now, and only now, the transitions count as recorded.
+        if writer.recorded:
+            for listener in self.on_recorded:
+                listener(writer.recorded)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -238,6 +245,7 @@ class Writer:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.recorded: list[Transition] = []
 
     def load(self, job_ids: Collection[str]) -> dict[str, StoredJob]:
         found: dict[str, StoredJob] = {}
@@ -268,6 +276,7 @@ class Writer:
             self._update_jobs(old, now)
         self.touch(changes.touched, now)
         if changes.transitions:
+            self.recorded += changes.transitions
             self.conn.execute(
                 insert(transitions), [_transition_row(t) for t in changes.transitions]
             )

@@ -51,9 +51,9 @@ def wait_for(predicate: Callable[[], object], seconds: float = 10) -> None:
     raise AssertionError("condition not met in time")
 
 
-def upstream_job(url: str, **directives: str) -> str:
+def upstream_job(url: str, key: str = SIM_API_KEY, **directives: str) -> str:
     """Create a three-request inline job directly on the simulator (as another tool would)."""
-    with MistralClient(url, SIM_API_KEY) as c:
+    with MistralClient(url, key) as c:
         request = CreateRequest(
             endpoint="/v1/chat/completions",
             model="mistral-small-latest",

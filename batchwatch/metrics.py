@@ -1,0 +1,162 @@
+"""Prometheus metrics, on a registry of the daemon's own (two daemons in one test process
+must not share counters). Names follow Prometheus conventions: ``batchwatch_`` prefix,
+``_total`` for counters, ``_seconds`` for durations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from batchwatch.health import Health
+from batchwatch.logs import get_logger
+from batchwatch.models import Transition
+
+log = get_logger("batchwatch.metrics")
+
+
+class _JobsByStatus(Collector):
+    """Tracked jobs per status, counted in the database at scrape time."""
+
+    def __init__(self, count: Callable[[], dict[str, int]]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "batchwatch_jobs", "Tracked jobs by current status", labels=["status"]
+        )
+        try:
+            counts = self._count()
+        except Exception as exc:  # the database being down must not break the scrape
+            log.warning("metrics_jobs_unavailable", error=type(exc).__name__)
+            counts = {}
+        for status, n in sorted(counts.items()):
+            family.add_metric([status], n)
+        yield family
+
+
+class _PollState(Collector):
+    def __init__(self, health: Health) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snap = self._health.snapshot(_now())
+        last = GaugeMetricFamily(
+            "batchwatch_last_successful_poll_timestamp_seconds",
+            "Unix time of the last poll cycle that succeeded",
+        )
+        last.add_metric([], snap.last_success_at.timestamp() if snap.last_success_at else 0)
+        yield last
+        failures = GaugeMetricFamily(
+            "batchwatch_poll_consecutive_failures",
+            "Poll cycles failed in a row (0 when the last succeeded)",
+        )
+        failures.add_metric([], snap.consecutive_failures)
+        yield failures
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+class Metrics:
+    def __init__(self, health: Health, count_jobs: Callable[[], dict[str, int]]) -> None:
+        r = self.registry = CollectorRegistry()
+        self.upstream_requests = Counter(
+            "batchwatch_upstream_requests",
+            "Requests to Mistral by operation and HTTP status ('error' when no response came)",
+            ["operation", "code"],
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            "batchwatch_upstream_retries",
+            "Requests to Mistral repeated after a 429, a 5xx or a connection error",
+            ["reason"],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "batchwatch_transitions_recorded",
+            "Status transitions recorded",
+            ["to_status", "source"],
+            registry=r,
+        )
+        self.poll_cycles = Counter(
+            "batchwatch_poll_cycles", "Poll cycles by result", ["result"], registry=r
+        )
+        self.poll_duration = Histogram(
+            "batchwatch_poll_duration_seconds",
+            "Duration of a poll cycle",
+            registry=r,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        )
+        self.api_requests = Counter(
+            "batchwatch_api_requests",
+            "Local API requests by route and status",
+            ["method", "route", "code"],
+            registry=r,
+        )
+        self.api_duration = Histogram(
+            "batchwatch_api_request_duration_seconds",
+            "Local API request duration",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+        )
+        r.register(_JobsByStatus(count_jobs))
+        r.register(_PollState(health))
+        self.info = Gauge(
+            "batchwatch_info", "Version of the running daemon", ["version"], registry=r
+        )
+
+    # Hooks given to the parts that do the work ----------------------------------------
+
+    def upstream(self, operation: str, status: int | None) -> None:
+        self.upstream_requests.labels(operation, str(status) if status else "error").inc()
+
+    def retried(self, reason: str) -> None:
+        self.upstream_retries.labels(reason).inc()
+
+    def recorded(self, transitions: Sequence[Transition]) -> None:
+        for t in transitions:
+            self.transitions.labels(t.to_status.value, t.source).inc()
+
+    def cycle(self, ok: bool, seconds: float) -> None:
+        self.poll_cycles.labels("ok" if ok else "failed").inc()
+        self.poll_duration.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def install(self, app: FastAPI) -> None:
+        """``GET /metrics`` (no token, like ``/healthz``) and per-route request counting."""
+
+        @app.get(
+            "/metrics",
+            tags=["service"],
+            include_in_schema=True,
+            response_class=Response,
+            summary="Prometheus metrics",
+        )
+        def metrics() -> Response:
+            return Response(self.render(), media_type=CONTENT_TYPE_LATEST)
+
+        @app.middleware("http")
+        async def count(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            started = time.perf_counter()
+            response = await call_next(request)
+            route = request.scope.get("route")
+            # The route template, never the raw path: job ids would explode the label set.
+            name = getattr(route, "path", "unmatched")
+            self.api_requests.labels(request.method, name, str(response.status_code)).inc()
+            self.api_duration.labels(name).observe(time.perf_counter() - started)
+            return response
