@@ -54,7 +54,7 @@ def _configure_logs(settings: Any) -> None:
 
 def _daemon_client(args: argparse.Namespace) -> Any:
     from batchwatch.client import BatchwatchClient, RetryPolicy
-    from batchwatch.daemon import read_token
+    from batchwatch.tokens import read_token
 
     settings = _settings(args)
     url = args.url or settings.api_url
@@ -312,7 +312,7 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     """One line for an error the user can act on; None for a real bug (traceback)."""
     from batchwatch.client import ApiError
     from batchwatch.config import ConfigError
-    from batchwatch.daemon import StartupError
+    from batchwatch.tokens import StartupError
 
     if isinstance(exc, ConfigError | StartupError | UserError | cli_actions.CommandError):
         return str(exc)

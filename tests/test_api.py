@@ -13,7 +13,8 @@ from mistralai.client import Mistral
 from batchwatch.config import (
     ApiSettings,
 )
-from batchwatch.daemon import Daemon, StartupError, ensure_token
+from batchwatch.daemon import Daemon
+from batchwatch.tokens import StartupError, ensure_token
 from batchwatch.simulator import RunningSimulator
 from tests.helpers import SIM_API_KEY, daemon_settings, get, upstream_job, wait_for
 
