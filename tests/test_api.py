@@ -14,8 +14,8 @@ from batchwatch.config import (
     ApiSettings,
 )
 from batchwatch.daemon import Daemon
-from batchwatch.tokens import StartupError, ensure_token
 from batchwatch.simulator import RunningSimulator
+from batchwatch.tokens import StartupError, ensure_token
 from tests.helpers import SIM_API_KEY, daemon_settings, get, upstream_job, wait_for
 
 
