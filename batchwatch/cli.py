@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batchwatch.client import ApiError
+    from batchwatch.wire import ApiError
 
 from batchwatch import __version__, cli_actions
 from batchwatch.cli_actions import Command
@@ -53,22 +53,15 @@ def _configure_logs(settings: Any) -> None:
 
 
 def _daemon_client(args: argparse.Namespace) -> Any:
-    from batchwatch.client import BatchwatchClient, RetryPolicy
+    from batchwatch.local import LocalClient
     from batchwatch.tokens import read_token
 
     settings = _settings(args)
     url = args.url or settings.api_url
-    token = read_token(settings.token_file)
-    # No transport retries: a create is retried by create_once under its key, and a read
-    # that fails should say so at once. The timeout covers a create that the daemon itself
-    # retries upstream.
-    return BatchwatchClient(
-        url,
-        token,
-        timeout=120.0,
-        retry=RetryPolicy(attempts=0),
-        headers={"X-Batchwatch-Client": "cli"},
-    )
+    try:
+        return LocalClient(url, read_token(settings.token_file))
+    except ValueError as exc:
+        raise UserError(f"--url: {exc}") from None
 
 
 def print_json(value: Any) -> None:
@@ -171,8 +164,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from batchwatch.client import job_to_json
     from batchwatch.models import JobStatus
+    from batchwatch.wire import job_to_json
 
     client = _daemon_client(args)
     found = client.list_tracked([JobStatus(s) for s in args.status or ()], args.model, args.limit)
@@ -186,7 +179,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from batchwatch.client import job_to_json
+    from batchwatch.wire import job_to_json
 
     client = _daemon_client(args)
     job = client.get_job(args.job_id)
@@ -310,9 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     """One line for an error the user can act on; None for a real bug (traceback)."""
-    from batchwatch.client import ApiError
     from batchwatch.config import ConfigError
     from batchwatch.tokens import StartupError
+    from batchwatch.wire import ApiError
 
     if isinstance(exc, ConfigError | StartupError | UserError | cli_actions.CommandError):
         return str(exc)

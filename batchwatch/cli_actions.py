@@ -51,7 +51,7 @@ def _metadata(pairs: list[str] | None) -> dict[str, str] | None:
 
 
 def _request(args: argparse.Namespace, input_files: tuple[str, ...]) -> Any:
-    from batchwatch.client import CreateRequest
+    from batchwatch.wire import CreateRequest
 
     return CreateRequest(
         endpoint=args.endpoint,
@@ -63,7 +63,7 @@ def _request(args: argparse.Namespace, input_files: tuple[str, ...]) -> Any:
 
 
 def _created(args: argparse.Namespace, job: Any) -> int:
-    from batchwatch.client import job_to_json
+    from batchwatch.wire import job_to_json
 
     if args.json:
         from batchwatch.cli import print_json
@@ -105,7 +105,7 @@ def cmd_submit(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, client: Any) -> int:
-    from batchwatch.client import job_to_json
+    from batchwatch.wire import job_to_json
 
     job = client.cancel_job(args.job_id)
     if args.json:
@@ -118,7 +118,7 @@ def cmd_cancel(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_track(args: argparse.Namespace, client: Any) -> int:
-    from batchwatch.client import job_to_json
+    from batchwatch.wire import job_to_json
 
     job = client.track(args.job_id)
     if args.json:
@@ -147,7 +147,7 @@ def cmd_wait(args: argparse.Namespace, client: Any) -> int:
             display.update(job)
     if args.json:
         from batchwatch.cli import print_json
-        from batchwatch.client import job_to_json
+        from batchwatch.wire import job_to_json
 
         print_json(job_to_json(job))
     return EXIT_OK if job.raw_status == "SUCCESS" else EXIT_JOB_NOT_SUCCESSFUL

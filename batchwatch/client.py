@@ -10,7 +10,7 @@ import email.utils
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,13 +27,13 @@ from batchwatch import __version__
 from batchwatch.models import (
     FileInfo,
     JobPage,
-    JobStatus,
     ListFilter,
     RemoteJob,
 )
 from batchwatch.wire import (
     ApiError,
     CreateRequest,
+    error_text,
     job_to_json,
     list_params,
     parse_file,
@@ -42,7 +42,6 @@ from batchwatch.wire import (
 
 __all__ = [
     "ApiError",
-    "BatchwatchClient",
     "CreateRequest",
     "MistralClient",
     "RetryPolicy",
@@ -299,26 +298,13 @@ def _http_error(operation: str, response: requests.Response) -> ApiError:
         body: Any = response.json()
     except ValueError:
         body = response.text[:500]
-    detail = _error_text(body)
+    detail = error_text(body)
     return ApiError(
         f"{operation}: HTTP {response.status_code}{': ' + detail if detail else ''}",
         status_code=response.status_code,
         retryable=response.status_code in RETRYABLE_STATUS,
         body=body,
     )
-
-
-def _error_text(body: Any) -> str:
-    if isinstance(body, dict):
-        for key in ("message", "detail"):
-            value = body.get(key)
-            if isinstance(value, str):
-                return value
-            if isinstance(value, list) and value and isinstance(value[0], dict):
-                first = value[0]
-                where = ".".join(str(p) for p in first.get("loc", []))
-                return f"{where}: {first.get('msg', '')}".strip(": ")
-    return str(body)[:200] if body else ""
 
 
 class MistralClient(HttpApi):
@@ -422,50 +408,3 @@ class MistralClient(HttpApi):
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
-
-
-# ---------------------------------------------------------------------------------------
-# The local daemon's own routes (beyond the Mistral-compatible ones)
-
-
-class BatchwatchClient(MistralClient):
-    """The CLI's view of a running daemon: Mistral's routes plus history and tracking."""
-
-    def list_tracked(
-        self, statuses: Sequence[JobStatus] = (), model: str | None = None, limit: int = 1000
-    ) -> list[RemoteJob]:
-        flt = ListFilter(statuses=tuple(statuses), model=model)
-        return list(self.list_page(flt, 0, limit).jobs)
-
-    def transitions(self, job_id: str) -> list[dict[str, Any]]:
-        body = self._json("transitions", "GET", f"/v1/batch/jobs/{_segment(job_id)}/transitions")
-        return list(body.get("data", [])) if isinstance(body, dict) else []
-
-    def progress(self, job_id: str) -> list[dict[str, Any]]:
-        body = self._json("progress", "GET", f"/v1/batch/jobs/{_segment(job_id)}/progress")
-        return list(body.get("data", [])) if isinstance(body, dict) else []
-
-    def track(self, job_id: str) -> RemoteJob:
-        return parse_job(self._json("track", "POST", f"/v1/batch/jobs/{_segment(job_id)}/track"))
-
-    def actions(self, job_id: str) -> list[dict[str, Any]]:
-        body = self._json("actions", "GET", f"/v1/batch/jobs/{_segment(job_id)}/actions")
-        return list(body.get("data", [])) if isinstance(body, dict) else []
-
-    def create_once(self, request: CreateRequest, key: str, attempts: int = 3) -> RemoteJob:
-        """Create through the daemon under ``key``; an attempt whose outcome is unknown is
-        repeated under the same key, which the daemon turns into at most one job."""
-        for attempt in range(attempts):
-            try:
-                return self.create_job(request, headers={"Idempotency-Key": key})
-            except ApiError as exc:
-                unknown = exc.status_code is None or exc.status_code in (502, 503, 504)
-                if not unknown or attempt == attempts - 1:
-                    raise
-                time.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
-
-    def health(self) -> dict[str, Any]:
-        response = self._session.get(self.base_url + "/healthz", timeout=self._timeout)
-        body = response.json()
-        return body if isinstance(body, dict) else {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.live import Live
 
 from batchwatch import logs
-from batchwatch.client import BatchwatchClient, CreateRequest, MistralClient
+from batchwatch.client import CreateRequest, MistralClient
 from batchwatch.config import (
     ApiSettings,
     DatabaseSettings,
@@ -27,6 +27,7 @@ from batchwatch.config import (
 )
 from batchwatch.daemon import Daemon
 from batchwatch.display import console, jobs_table, transitions_table
+from batchwatch.local import LocalClient
 from batchwatch.models import RemoteJob
 from batchwatch.simulator import SimulatorSettings, start_in_thread
 
@@ -58,9 +59,7 @@ def _requests_file(directory: Path, lines: int) -> Path:
     return path
 
 
-def _submit(
-    local: BatchwatchClient, upstream: MistralClient, workdir: Path, count: int
-) -> list[str]:
+def _submit(local: LocalClient, upstream: MistralClient, workdir: Path, count: int) -> list[str]:
     """Even jobs go through batchwatch (`batchwatch submit` does the same); odd ones are
     created straight on Mistral, as another tool would, and batchwatch discovers them."""
     requests_file = _requests_file(workdir, 40)
@@ -85,7 +84,7 @@ def _submit(
     return ids
 
 
-def _watch(local: BatchwatchClient, ids: list[str]) -> list[RemoteJob]:
+def _watch(local: LocalClient, ids: list[str]) -> list[RemoteJob]:
     """A live table until every job has ended (or the deadline passes)."""
     started = time.monotonic()
     to_cancel = {
@@ -130,7 +129,8 @@ def run_demo(jobs: int = 5, keep: bool = False) -> int:
             f"{daemon.api_url}, database {workdir / 'batchwatch.db'}"
         )
         upstream = MistralClient(sim.url, DEMO_KEY)
-        local = BatchwatchClient(daemon.api_url, (workdir / "api-token").read_text().strip())
+        token = (workdir / "api-token").read_text().strip()
+        local = LocalClient(daemon.api_url, token, client_name="demo")
         ids = _submit(local, upstream, workdir, jobs)
         out.print(
             f"submitted {len(ids)} jobs: {(len(ids) + 1) // 2} through batchwatch, the others "

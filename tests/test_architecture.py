@@ -49,14 +49,15 @@ def test_outside_libraries_stay_behind_their_module(path: Path) -> None:
 
 
 def test_query_commands_do_not_import_the_server_stack() -> None:
-    """`batchwatch jobs` must start fast: the CLI loads neither the web framework, nor the
-    database layer, nor the scheduler to talk to the daemon."""
+    """`batchwatch jobs` must start fast: what a query command loads (the CLI, settings,
+    the token, the local client, the tables) pulls in neither the web framework, nor the
+    database layer, the scheduler, requests or the daemon's logging."""
     code = (
         "import sys, batchwatch.cli as c\n"
         "c.build_parser()\n"
-        "from batchwatch import client, config, daemon\n"
-        "heavy = [m for m in ('fastapi', 'sqlalchemy', 'apscheduler', 'uvicorn', 'alembic')"
-        " if m in sys.modules]\n"
+        "from batchwatch import cli_actions, config, display, local, tokens, wire\n"
+        "heavy = [m for m in ('fastapi', 'sqlalchemy', 'apscheduler', 'uvicorn', 'alembic',"
+        " 'requests', 'structlog') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     result = subprocess.run(
