@@ -7,7 +7,7 @@ not on the scheduler, so tests build it around a store of their own.
 import hmac
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,17 +22,23 @@ from fastapi import (
     Request,
     UploadFile,
 )
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchwatch import __version__, intents
 from batchwatch.actions import ActionError, Actions
 from batchwatch.api_models import (
+    METADATA_KEY,
+    PLAIN_TEXT,
     ActionListOut,
     ActionOut,
     BatchJobOut,
     CreateBatchJobIn,
+    DateTimeText,
     ErrorOut,
+    FilePurpose,
     HealthOut,
     ListBatchJobsOut,
     ProgressListOut,
@@ -43,8 +49,16 @@ from batchwatch.api_models import (
 )
 from batchwatch.client import CreateRequest
 from batchwatch.health import Health
+from batchwatch.logs import get_logger, redact
 from batchwatch.models import MISTRAL_STATUSES, JobStatus, StoredJob
-from batchwatch.store import JobQuery, Store
+from batchwatch.store import JobQuery, Store, StoreUnavailable
+
+log = get_logger("batchwatch.api")
+
+#: The largest request body any route accepts: every JSON body here is small.
+MAX_BODY_BYTES = 1024 * 1024  # 1 MiB
+#: ``POST /v1/files`` relays a batch input file, so it gets Mistral's own upload limit.
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # 512 MiB
 
 # Query keys Mistral's list defines; any other key is a flattened metadata filter, which is
 # how the official SDKs send ``metadata={...}``.
@@ -61,11 +75,35 @@ _LIST_KEYS = frozenset(
         "order_by",
     }
 )
-_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut, "description": "missing or wrong bearer token"},
-    404: {"model": ErrorOut, "description": "no tracked job with this id"},
-    422: {"model": ErrorOut, "description": "a malformed parameter; detail names it"},
+
+
+def _error(description: str) -> dict[str, object]:
+    return {"model": ErrorOut, "description": description}
+
+
+# What any route may answer besides its success: declared, so /openapi.json is the whole
+# truth and a client (or a fuzzer) meets no undocumented status.
+_COMMON: dict[int | str, dict[str, object]] = {
+    401: _error("missing or wrong bearer token"),
+    413: _error("request body over the limit; detail names it"),
+    422: _error("a malformed parameter or body; detail names the field"),
+    503: _error("the database is unavailable; retry later"),
 }
+_NOT_FOUND: dict[int | str, dict[str, object]] = {404: _error("no tracked job with this id")}
+_BAD_BODY: dict[int | str, dict[str, object]] = {
+    400: _error("a body that cannot be parsed at all (not UTF-8, broken multipart)")
+}
+# Create, cancel, track and upload go to Mistral: its refusal (a 4xx) passes through with
+# its status; its own fault is a 502.
+_UPSTREAM: dict[int | str, dict[str, object]] = {
+    "4XX": _error("Mistral refused the request; its status passes through"),
+    502: _error("Mistral failed or refused batchwatch's API key"),
+    503: _error("the database is unavailable, or Mistral's answer is unknown: retry"),
+}
+_METADATA_KEY = re.compile(METADATA_KEY)
+_PLAIN_TEXT = re.compile(PLAIN_TEXT)
+_MAX_PAGE = 2**31 - 1  # an int32, as the SDKs type it; page * page_size stays in range
+_MAX_ID = 2**63 - 1  # ids are 64-bit integers in every supported database
 
 StatusName = Literal[
     "QUEUED",
@@ -108,24 +146,72 @@ def _job_or_404(store: Store, job_id: uuid.UUID) -> StoredJob:
 JobId = Annotated[uuid.UUID, "a Mistral batch job id (a UUID)"]
 
 
-def read_router(store: Store) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["history"], responses=_ERRORS)
+def _metadata_filter(request: Request) -> dict[str, str]:
+    """The query keys that are not list parameters: a metadata filter, checked here because
+    a key is also a JSON path step in the database query (a quote would break it)."""
+    found: dict[str, str] = {}
+    errors: list[dict[str, object]] = []
+    for key, value in request.query_params.multi_items():
+        if key in _LIST_KEYS:
+            continue
+        if len(key) > 32 or not _METADATA_KEY.match(key):
+            msg = "a metadata key is 1 to 32 characters, with no quote, backslash or control"
+        elif not _PLAIN_TEXT.match(value):
+            msg = "a metadata value has no control characters"
+        else:
+            found[key] = value
+            continue
+        errors.append({"type": "value_error", "loc": ("query", key), "msg": msg, "input": value})
+    if errors:
+        raise RequestValidationError(errors)
+    return found
 
-    @router.get("/batch/jobs", response_model=ListBatchJobsOut, summary="List tracked jobs")
+
+# Mistral's list declares ``metadata`` as an object sent form-exploded (``?team=search``);
+# FastAPI cannot express that from a signature, so it is declared by hand.
+_METADATA_PARAMETER = {
+    "name": "metadata",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": True,
+    "description": "filter on metadata: each other query key is a metadata key to match",
+    "schema": {
+        "type": "object",
+        "propertyNames": {
+            "minLength": 1,
+            "maxLength": 32,
+            "pattern": METADATA_KEY,
+            "not": {"enum": sorted(_LIST_KEYS)},
+        },
+        "additionalProperties": {"type": "string", "pattern": PLAIN_TEXT},
+    },
+}
+
+
+def read_router(store: Store) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["history"], responses=_COMMON)
+
+    @router.get(
+        "/batch/jobs",
+        response_model=ListBatchJobsOut,
+        summary="List tracked jobs",
+        openapi_extra={"parameters": [_METADATA_PARAMETER]},
+    )
     def list_jobs(
         request: Request,
         *,
-        page: Annotated[int, Query(ge=0)] = 0,
+        page: Annotated[int, Query(ge=0, le=_MAX_PAGE)] = 0,
         page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-        model: str | None = None,
+        model: Annotated[str | None, Query(pattern=PLAIN_TEXT)] = None,
         status: Annotated[list[StatusName] | None, Query()] = None,
-        created_after: datetime | None = None,
+        created_after: DateTimeText | None = None,
         created_by_me: bool = False,
         order_by: Literal["created", "-created"] = "-created",
     ) -> ListBatchJobsOut:
         """Tracked jobs in Mistral's list shape, read from the database."""
         del created_by_me  # every tracked job is listed: batchwatch has one identity upstream
-        metadata = {k: v for k, v in request.query_params.items() if k not in _LIST_KEYS}
+        metadata = _metadata_filter(request)
         after = created_after.replace(tzinfo=created_after.tzinfo or UTC) if created_after else None
         query = JobQuery(
             statuses=tuple(JobStatus(s) for s in status or ()),
@@ -139,7 +225,12 @@ def read_router(store: Store) -> APIRouter:
         found, total = store.list_jobs(query)
         return ListBatchJobsOut(data=[BatchJobOut.of(j) for j in found], total=total)
 
-    @router.get("/batch/jobs/{job_id}", response_model=BatchJobOut, summary="Get a tracked job")
+    @router.get(
+        "/batch/jobs/{job_id}",
+        response_model=BatchJobOut,
+        summary="Get a tracked job",
+        responses=_NOT_FOUND,
+    )
     def get_job(job_id: JobId, inline: bool | None = None) -> BatchJobOut:
         """The latest recorded snapshot of the job (``inline`` is accepted and ignored)."""
         del inline
@@ -149,6 +240,7 @@ def read_router(store: Store) -> APIRouter:
         "/batch/jobs/{job_id}/transitions",
         response_model=TransitionListOut,
         summary="A job's status transitions, oldest first",
+        responses=_NOT_FOUND,
     )
     def job_transitions(job_id: JobId) -> TransitionListOut:
         _job_or_404(store, job_id)
@@ -159,6 +251,7 @@ def read_router(store: Store) -> APIRouter:
         "/batch/jobs/{job_id}/progress",
         response_model=ProgressListOut,
         summary="A job's progress samples, oldest first",
+        responses=_NOT_FOUND,
     )
     def job_progress(job_id: JobId) -> ProgressListOut:
         _job_or_404(store, job_id)
@@ -171,7 +264,7 @@ def read_router(store: Store) -> APIRouter:
         summary="Every transition in the order recorded",
     )
     def transition_feed(
-        after: Annotated[int, Query(ge=0, description="the last id already read")] = 0,
+        after: Annotated[int, Query(ge=0, le=_MAX_ID, description="the last id already read")] = 0,
         limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     ) -> TransitionFeedOut:
         rows = [TransitionOut.of(t) for t in store.feed(after, limit)]
@@ -192,11 +285,16 @@ def _act(call: Callable[[], StoredJob]) -> BatchJobOut:
     try:
         return BatchJobOut.of(call())
     except ActionError as exc:
-        raise HTTPException(status_code=exc.status_code, detail=exc.detail) from None
+        raise _refused(exc) from None
+
+
+def _refused(exc: ActionError) -> HTTPException:
+    # Mistral's words pass through; a secret must not, whatever Mistral echoes back.
+    return HTTPException(status_code=exc.status_code, detail=redact(exc.detail))
 
 
 def action_router(actions: Actions) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["actions"], responses=_ERRORS)
+    router = APIRouter(prefix="/v1", tags=["actions"], responses=_COMMON)
     client_header = Header(alias="X-Batchwatch-Client", description="who is asking (cli, ...)")
 
     @router.post(
@@ -204,9 +302,9 @@ def action_router(actions: Actions) -> APIRouter:
         response_model=BatchJobOut,
         summary="Create a job (once)",
         responses={
-            409: {"model": ErrorOut, "description": "key reused, other body"},
-            502: {"model": ErrorOut, "description": "Mistral failed"},
-            503: {"model": ErrorOut, "description": "outcome unknown: retry"},
+            **_BAD_BODY,
+            **_UPSTREAM,
+            409: _error("Idempotency-Key reused with another body"),
         },
     )
     def create_job(
@@ -222,7 +320,7 @@ def action_router(actions: Actions) -> APIRouter:
             endpoint=body.endpoint,
             model=body.model,
             agent_id=body.agent_id,
-            input_files=tuple(body.input_files or ()),
+            input_files=tuple(str(f) for f in body.input_files or ()),
             requests=tuple(r.model_dump(exclude_none=True) for r in body.requests or ()),
             metadata=body.metadata,
             timeout_hours=body.timeout_hours,
@@ -233,7 +331,7 @@ def action_router(actions: Actions) -> APIRouter:
         "/batch/jobs/{job_id}/cancel",
         response_model=BatchJobOut,
         summary="Request a job's cancellation",
-        responses={409: {"model": ErrorOut, "description": "the job already ended"}},
+        responses={**_UPSTREAM, **_NOT_FOUND, 409: _error("the job already ended")},
     )
     def cancel_job(
         job_id: JobId, client: Annotated[str | None, client_header] = None
@@ -244,24 +342,34 @@ def action_router(actions: Actions) -> APIRouter:
         "/batch/jobs/{job_id}/track",
         response_model=BatchJobOut,
         summary="Start tracking an existing job",
+        responses={**_UPSTREAM, **_NOT_FOUND},
     )
     def track_job(
         job_id: JobId, client: Annotated[str | None, client_header] = None
     ) -> BatchJobOut:
         return _act(lambda: actions.track(str(job_id), _requested_by(client)))
 
-    @router.post("/files", summary="Upload a file to Mistral (relayed)")
-    def upload_file(file: UploadFile, purpose: Annotated[str, Form()] = "batch") -> dict[str, Any]:
+    @router.post(
+        "/files",
+        summary="Upload a file to Mistral (relayed)",
+        description=f"The body may be up to {MAX_UPLOAD_BYTES} bytes (Mistral's limit).",
+        responses={**_BAD_BODY, **_UPSTREAM},
+    )
+    def upload_file(
+        file: UploadFile, purpose: Annotated[FilePurpose, Form()] = "batch"
+    ) -> dict[str, Any]:
         """Mistral's upload, relayed, so `batchwatch submit` needs only the daemon."""
+        content = file.file.read()
         try:
-            return actions.upload(file.filename or "upload.jsonl", file.file.read(), purpose)
+            return actions.upload(file.filename or "upload.jsonl", content, purpose or "batch")
         except ActionError as exc:
-            raise HTTPException(status_code=exc.status_code, detail=exc.detail) from None
+            raise _refused(exc) from None
 
     @router.get(
         "/batch/jobs/{job_id}/actions",
         response_model=ActionListOut,
         summary="Who created, cancelled or tracked a job, and when",
+        responses=_NOT_FOUND,
     )
     def job_actions(job_id: JobId) -> ActionListOut:
         _job_or_404(actions.store, job_id)
@@ -269,6 +377,103 @@ def action_router(actions: Actions) -> APIRouter:
         return ActionListOut(data=rows, total=len(rows))
 
     return router
+
+
+class BodySizeLimit:
+    """Refuses a request body over its route's limit with 413, without reading it whole.
+
+    A declared ``Content-Length`` over the limit is refused before one byte is read; a
+    chunked body is counted as it streams in and refused at the first byte past the limit,
+    so a client cannot make the daemon buffer more than the limit."""
+
+    def __init__(self, app: ASGIApp, default: int, per_route: Mapping[tuple[str, str], int]):
+        self.app = app
+        self.default = default
+        self.per_route = per_route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.per_route.get((scope["method"], scope["path"]), self.default)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # An HTTPException: FastAPI lets it through its body parsing, and its
+                    # handler answers 413 with this detail.
+                    raise HTTPException(413, _too_large_detail(limit), _CLOSE)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except HTTPException as exc:
+            # Raised where no handler caught it (read outside FastAPI's parsing).
+            if exc.status_code != 413 or started:
+                raise
+            await _too_large(limit)(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed length before we see it
+    return None
+
+
+def _too_large_detail(limit: int) -> str:
+    return f"request body too large: the limit is {limit} bytes ({limit // 1024 // 1024} MiB)"
+
+
+# With a 413 the connection is closed: the rest of the body is never going to be read.
+_CLOSE = {"Connection": "close"}
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"detail": _too_large_detail(limit)}, status_code=413, headers=_CLOSE)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Any route, when the store cannot reach the database: 503, never a traceback."""
+    detail = redact(str(exc))  # StoreUnavailable says "database unavailable: ..." already
+    log.warning("api_database_unavailable", method=request.method, path=request.url.path)
+    return JSONResponse({"detail": detail}, status_code=503)
+
+
+def _allow_every_method(app: FastAPI) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A 405 that lists every method of the path: routing stops at the first route whose
+    path matches, so ``OPTIONS /v1/batch/jobs`` would otherwise say ``Allow: GET`` and hide
+    the POST (RFC 9110 asks for all of them). The methods come from the OpenAPI paths."""
+    table: list[tuple[re.Pattern[str], str]] = []
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        if not table:
+            for template, operations in app.openapi()["paths"].items():
+                pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+                methods = ", ".join(sorted(m.upper() for m in operations))
+                table.append((re.compile(pattern), methods))
+        allow = next((m for p, m in table if p.fullmatch(request.url.path)), None)
+        headers = {"Allow": allow} if allow else getattr(exc, "headers", None)
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers=headers)
+
+    return method_not_allowed
 
 
 def create_app(
@@ -282,6 +487,13 @@ def create_app(
         version=__version__,
         description="History of Mistral batch jobs, served in Mistral's own API shape.",
     )
+    app.add_middleware(
+        BodySizeLimit,
+        default=MAX_BODY_BYTES,
+        per_route={("POST", "/v1/files"): MAX_UPLOAD_BYTES},
+    )
+    app.add_exception_handler(StoreUnavailable, _database_unavailable)
+    app.add_exception_handler(405, _allow_every_method(app))
     guard = Depends(bearer_guard(token))
     app.include_router(read_router(store), dependencies=[guard])
     if actions is not None:
@@ -291,14 +503,20 @@ def create_app(
         "/healthz",
         response_model=HealthOut,
         tags=["service"],
-        responses={503: {"model": HealthOut, "description": "degraded"}},
+        responses={
+            413: _COMMON[413],
+            503: {"model": HealthOut, "description": "degraded (the reasons say why)"},
+        },
     )
     def healthz() -> JSONResponse:
         snap = health.snapshot(datetime.now(UTC))
         body = snap.to_json()
         try:
             body["jobs_by_status"] = store.count_by_status()
-        except Exception as exc:  # the database being down is itself a health fact
+        except StoreUnavailable as exc:  # the database being down is itself a health fact
+            body["status"] = "degraded"
+            body["reasons"] = [*body["reasons"], redact(str(exc))]
+        except Exception as exc:
             body["status"] = "degraded"
             body["reasons"] = [*body["reasons"], f"database unavailable: {type(exc).__name__}"]
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)

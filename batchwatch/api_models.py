@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from batchwatch.models import ActionRecord, ProgressSample, StoredJob, Transition
 
@@ -165,32 +175,81 @@ ApiEndpoint = Literal[
     "/v1/conversations",
     "/v1/audio/transcriptions",
 ]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-MetadataValue = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+#: Text that is stored and queried: no control characters. A NUL in particular cannot be
+#: stored in a PostgreSQL text column, so it would fail only after Mistral had acted.
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
+#: A metadata key is also a JSON path step when jobs are filtered by it; SQLite cannot
+#: address a key holding a quote or a backslash.
+METADATA_KEY = r"^[^\x00-\x1f\x7f\"\\]+$"
+PlainText = Annotated[str, StringConstraints(pattern=PLAIN_TEXT)]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=METADATA_KEY)]
+MetadataValue = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=PLAIN_TEXT)]
+# additionalProperties: a key outside the pattern is refused, and the schema says so.
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue], Field(json_schema_extra={"additionalProperties": False})
+]
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_time_text(value: object) -> object:
+    # Pydantic would also take a number as a Unix time; the schema says date-time, and a
+    # client sending 0.5 has a bug we should tell it about.
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise PydanticCustomError(
+            "datetime_type", "Input should be an RFC 3339 date-time, like 2026-01-31T12:00:00Z"
+        )
+    return value
+
+
+#: A date-time given as text (a query parameter): RFC 3339 only; naive means UTC.
+DateTimeText = Annotated[datetime, BeforeValidator(_date_time_text)]
+#: Mistral's ``FilePurpose``: any other value is refused upstream, so it is refused here. An
+#: empty form field counts as absent (the form convention FastAPI follows), so it is listed.
+FilePurpose = Literal["batch", "fine-tune", "ocr", ""]
 
 
 class BatchRequestIn(BaseModel):
-    custom_id: str | None = None
+    custom_id: PlainText | None = None
     body: dict[str, Any]
 
 
 class CreateBatchJobIn(BaseModel):
     """Mistral's ``CreateBatchJobRequest``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The one-source rule below, stated in the schema too, so a client (or a fuzzer) reading
+    # /openapi.json knows that a body with neither list, or both, is invalid.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["input_files"],
+                    "properties": {"input_files": {"type": "array", "minItems": 1}},
+                },
+                {
+                    "required": ["requests"],
+                    "properties": {"requests": {"type": "array", "minItems": 1}},
+                },
+            ]
+        },
+    )
 
     endpoint: ApiEndpoint
-    input_files: list[str] | None = None
+    input_files: list[uuid.UUID] | None = None  # Mistral's file ids are UUIDs
     requests: list[BatchRequestIn] | None = Field(default=None, max_length=10000)
-    model: str | None = None
-    agent_id: str | None = None
-    metadata: dict[MetadataKey, MetadataValue] | None = None
+    model: PlainText | None = None
+    agent_id: PlainText | None = None
+    metadata: Metadata | None = None
     timeout_hours: int = Field(default=24, ge=1, le=168)
 
     @model_validator(mode="after")
     def _one_source(self) -> CreateBatchJobIn:
-        if not self.input_files and not self.requests:
-            raise ValueError("give input_files or requests")
+        # Mistral takes exactly one: a job's requests come from files or inline, not both.
+        if bool(self.input_files) == bool(self.requests):
+            # Not a ValueError: FastAPI would serialise the exception object in ``ctx``.
+            raise PydanticCustomError(
+                "value_error", "give input_files or requests: exactly one, as a non-empty list"
+            )
         return self
 
 
