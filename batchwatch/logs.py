@@ -25,7 +25,9 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    for secret in _SECRETS:
+    # Longest first, so a secret containing another is masked whole; a copy, because the
+    # daemon registers secrets while other threads may already be logging.
+    for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, _REDACTED)
     return text
@@ -49,6 +51,34 @@ def _scrub_processor(
     if not _SECRETS:
         return event
     return {key: _scrub(value) for key, value in event.items()}
+
+
+def _redact_rendered(_logger: Any, _name: str, rendered: Any) -> Any:
+    """After rendering: catches a secret inside the repr of an object the field scrub
+    cannot see into (a client, a request)."""
+    return redact(rendered) if _SECRETS and isinstance(rendered, str) else rendered
+
+
+class RedactingFilter(logging.Filter):
+    """``redact()`` for the standard library's records: urllib3, uvicorn, apscheduler and
+    SQLAlchemy log through ``logging``, not structlog, and a secret can reach them inside a
+    message, its arguments or an exception's text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _SECRETS:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: logging reports it as it always does
+            return True
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
 
 
 class _CurrentStderr(io.TextIOBase):
@@ -83,6 +113,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             structlog.processors.format_exc_info,
             _scrub_processor,
             renderer,
+            _redact_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
@@ -90,10 +121,14 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    # Libraries (uvicorn, apscheduler) log through the standard library: keep them quiet
-    # unless debugging, and send what they do say to the same stream.
+    # Libraries (uvicorn, apscheduler, urllib3) log through the standard library: keep them
+    # quiet unless debugging, send what they do say to the same stream, and redact it.
     logging.basicConfig(level=logging.WARNING, stream=out, force=True)
-    for noisy in ("apscheduler", "uvicorn", "uvicorn.error", "uvicorn.access"):
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+    # urllib3 at debug shows each upstream connection, request line and retry: what one
+    # needs when Mistral misbehaves.
+    for noisy in ("apscheduler", "uvicorn", "uvicorn.error", "uvicorn.access", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
