@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from batchwatch.models import ActionRecord, ProgressSample, StoredJob, Transition
+from batchwatch.models import API_ENDPOINTS, ActionRecord, ProgressSample, StoredJob, Transition
 
 
 class BatchErrorOut(BaseModel):
@@ -175,6 +175,8 @@ ApiEndpoint = Literal[
     "/v1/conversations",
     "/v1/audio/transcriptions",
 ]
+# Spelled out above for the OpenAPI schema; the one list is models.API_ENDPOINTS.
+assert ApiEndpoint.__args__ == API_ENDPOINTS  # type: ignore[attr-defined]
 #: Text that is stored and queried: no control characters. A NUL in particular cannot be
 #: stored in a PostgreSQL text column, so it would fail only after Mistral had acted.
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
@@ -277,3 +279,67 @@ class ActionListOut(BaseModel):
     object: Literal["list"] = "list"
     data: list[ActionOut]
     total: int
+
+
+# ---- what /openapi.json declares beyond the models ----------------------------------------
+
+
+def error_response(description: str) -> dict[str, object]:
+    return {"model": ErrorOut, "description": description}
+
+
+# What any route may answer besides its success: declared, so /openapi.json is the whole
+# truth and a client (or a fuzzer) meets no undocumented status.
+COMMON_ERRORS: dict[int | str, dict[str, object]] = {
+    401: error_response("missing or wrong bearer token"),
+    413: error_response("request body over the limit; detail names it"),
+    422: error_response("a malformed parameter or body; detail names the field"),
+    503: error_response("the database is unavailable; retry later"),
+}
+NOT_FOUND: dict[int | str, dict[str, object]] = {404: error_response("no tracked job with this id")}
+BAD_BODY: dict[int | str, dict[str, object]] = {
+    400: error_response("a body that cannot be parsed at all (not UTF-8, broken multipart)")
+}
+# Create, cancel, track and upload go to Mistral: its refusal (a 4xx) passes through with
+# its status; its own fault is a 502.
+UPSTREAM_ERRORS: dict[int | str, dict[str, object]] = {
+    "4XX": error_response("Mistral refused the request; its status passes through"),
+    502: error_response("Mistral failed or refused batchwatch's API key"),
+    503: error_response("the database is unavailable, or Mistral's answer is unknown: retry"),
+}
+
+# Query keys Mistral's list defines; any other key is a flattened metadata filter, which is
+# how the official SDKs send ``metadata={...}``.
+LIST_KEYS = frozenset(
+    {
+        "page",
+        "page_size",
+        "model",
+        "agent_id",
+        "metadata",
+        "created_after",
+        "created_by_me",
+        "status",
+        "order_by",
+    }
+)
+# Mistral's list declares ``metadata`` as an object sent form-exploded (``?team=search``);
+# FastAPI cannot express that from a signature, so it is declared by hand.
+METADATA_PARAMETER = {
+    "name": "metadata",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": True,
+    "description": "filter on metadata: each other query key is a metadata key to match",
+    "schema": {
+        "type": "object",
+        "propertyNames": {
+            "minLength": 1,
+            "maxLength": 32,
+            "pattern": METADATA_KEY,
+            "not": {"enum": sorted(LIST_KEYS)},
+        },
+        "additionalProperties": {"type": "string", "pattern": PLAIN_TEXT},
+    },
+}

@@ -19,21 +19,14 @@ if TYPE_CHECKING:
 
 from batchwatch import __version__, cli_actions
 from batchwatch.cli_actions import Command
+from batchwatch.models import MISTRAL_STATUSES
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-STATUS_CHOICES = (
-    "QUEUED",
-    "RUNNING",
-    "SUCCESS",
-    "FAILED",
-    "TIMEOUT_EXCEEDED",
-    "CANCELLATION_REQUESTED",
-    "CANCELLED",
-)
+STATUS_CHOICES = tuple(status.value for status in MISTRAL_STATUSES)
 
 
 class UserError(Exception):

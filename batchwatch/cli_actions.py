@@ -14,22 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from batchwatch.models import API_ENDPOINTS
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_JOB_NOT_SUCCESSFUL = 3
 
-ENDPOINTS = (
-    "/v1/chat/completions",
-    "/v1/embeddings",
-    "/v1/fim/completions",
-    "/v1/moderations",
-    "/v1/chat/moderations",
-    "/v1/ocr",
-    "/v1/classifications",
-    "/v1/chat/classifications",
-    "/v1/conversations",
-    "/v1/audio/transcriptions",
-)
+ENDPOINTS = API_ENDPOINTS
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -104,30 +95,25 @@ def cmd_submit(args: argparse.Namespace, client: Any) -> int:
     return _created(args, client.create_once(replace(request, input_files=(uploaded.id,)), key))
 
 
-def cmd_cancel(args: argparse.Namespace, client: Any) -> int:
-    from batchwatch.wire import job_to_json
-
-    job = client.cancel_job(args.job_id)
+def _print_job(args: argparse.Namespace, job: Any, text: str) -> int:
     if args.json:
         from batchwatch.cli import print_json
+        from batchwatch.wire import job_to_json
 
         print_json(job_to_json(job))
     else:
-        print(f"{job.id}: {job.raw_status}")
+        print(text)
     return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace, client: Any) -> int:
+    job = client.cancel_job(args.job_id)
+    return _print_job(args, job, f"{job.id}: {job.raw_status}")
 
 
 def cmd_track(args: argparse.Namespace, client: Any) -> int:
-    from batchwatch.wire import job_to_json
-
     job = client.track(args.job_id)
-    if args.json:
-        from batchwatch.cli import print_json
-
-        print_json(job_to_json(job))
-    else:
-        print(f"{job.id}: tracked, {job.raw_status}")
-    return EXIT_OK
+    return _print_job(args, job, f"{job.id}: tracked, {job.raw_status}")
 
 
 def cmd_wait(args: argparse.Namespace, client: Any) -> int:

@@ -53,6 +53,20 @@ TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
 #: The real Mistral statuses (``UNKNOWN`` is ours, never sent upstream).
 MISTRAL_STATUSES: tuple[JobStatus, ...] = tuple(s for s in JobStatus if s is not JobStatus.UNKNOWN)
 
+#: Mistral's ``ApiEndpoint`` enum: the endpoints a batch job may target.
+API_ENDPOINTS: tuple[str, ...] = (
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/fim/completions",
+    "/v1/moderations",
+    "/v1/chat/moderations",
+    "/v1/ocr",
+    "/v1/classifications",
+    "/v1/chat/classifications",
+    "/v1/conversations",
+    "/v1/audio/transcriptions",
+)
+
 # How far along its life a status is. A job only moves forward, so an observation with a
 # lower rank than the stored one is stale (a list page read before the change landed) and
 # must not be recorded as a transition backwards.

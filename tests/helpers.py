@@ -43,11 +43,19 @@ def get(daemon: Daemon, token: str, path: str, **params: Any) -> requests.Respon
 
 
 def wait_for(predicate: Callable[[], object], seconds: float = 10) -> None:
+    """Poll ``predicate`` until it holds. An exception counts as "not yet" (a job not yet
+    discovered answers 404) until the deadline, where the last one is raised."""
     deadline = time.monotonic() + seconds
+    last: Exception | None = None
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except Exception as exc:
+            last = exc
         time.sleep(0.05)
+    if last is not None:
+        raise last
     raise AssertionError("condition not met in time")
 
 

@@ -13,8 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.acceptance
-def test_wheel_installs_and_migrates_a_fresh_database(tmp_path: Path) -> None:
+def build_wheel(tmp_path: Path) -> Path:
     wheels = tmp_path / "wheels"
     subprocess.run(
         [
@@ -33,6 +32,12 @@ def test_wheel_installs_and_migrates_a_fresh_database(tmp_path: Path) -> None:
         capture_output=True,
     )
     (wheel,) = wheels.glob("batchwatch-*.whl")
+    return wheel
+
+
+@pytest.mark.acceptance
+def test_wheel_installs_and_migrates_a_fresh_database(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path)
     target = tmp_path / "site"
     subprocess.run(
         [
@@ -91,24 +96,7 @@ def test_wheel_in_a_fresh_venv_migrates_and_serves(tmp_path: Path) -> None:
 
     from tests.processes import free_port, wait_until
 
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "-w",
-            str(wheels),
-            str(REPO),
-        ],
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
-    (wheel,) = wheels.glob("batchwatch-*.whl")
+    wheel = build_wheel(tmp_path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
