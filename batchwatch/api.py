@@ -30,14 +30,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from batchwatch import __version__, intents
 from batchwatch.actions import ActionError, Actions
 from batchwatch.api_models import (
+    BAD_BODY,
+    COMMON_ERRORS,
+    LIST_KEYS,
     METADATA_KEY,
+    METADATA_PARAMETER,
+    NOT_FOUND,
     PLAIN_TEXT,
+    UPSTREAM_ERRORS,
     ActionListOut,
     ActionOut,
     BatchJobOut,
     CreateBatchJobIn,
     DateTimeText,
-    ErrorOut,
     FilePurpose,
     HealthOut,
     ListBatchJobsOut,
@@ -46,6 +51,7 @@ from batchwatch.api_models import (
     TransitionFeedOut,
     TransitionListOut,
     TransitionOut,
+    error_response,
 )
 from batchwatch.client import CreateRequest
 from batchwatch.health import Health
@@ -60,46 +66,6 @@ MAX_BODY_BYTES = 1024 * 1024  # 1 MiB
 #: ``POST /v1/files`` relays a batch input file, so it gets Mistral's own upload limit.
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # 512 MiB
 
-# Query keys Mistral's list defines; any other key is a flattened metadata filter, which is
-# how the official SDKs send ``metadata={...}``.
-_LIST_KEYS = frozenset(
-    {
-        "page",
-        "page_size",
-        "model",
-        "agent_id",
-        "metadata",
-        "created_after",
-        "created_by_me",
-        "status",
-        "order_by",
-    }
-)
-
-
-def _error(description: str) -> dict[str, object]:
-    return {"model": ErrorOut, "description": description}
-
-
-# What any route may answer besides its success: declared, so /openapi.json is the whole
-# truth and a client (or a fuzzer) meets no undocumented status.
-_COMMON: dict[int | str, dict[str, object]] = {
-    401: _error("missing or wrong bearer token"),
-    413: _error("request body over the limit; detail names it"),
-    422: _error("a malformed parameter or body; detail names the field"),
-    503: _error("the database is unavailable; retry later"),
-}
-_NOT_FOUND: dict[int | str, dict[str, object]] = {404: _error("no tracked job with this id")}
-_BAD_BODY: dict[int | str, dict[str, object]] = {
-    400: _error("a body that cannot be parsed at all (not UTF-8, broken multipart)")
-}
-# Create, cancel, track and upload go to Mistral: its refusal (a 4xx) passes through with
-# its status; its own fault is a 502.
-_UPSTREAM: dict[int | str, dict[str, object]] = {
-    "4XX": _error("Mistral refused the request; its status passes through"),
-    502: _error("Mistral failed or refused batchwatch's API key"),
-    503: _error("the database is unavailable, or Mistral's answer is unknown: retry"),
-}
 _METADATA_KEY = re.compile(METADATA_KEY)
 _PLAIN_TEXT = re.compile(PLAIN_TEXT)
 _MAX_PAGE = 2**31 - 1  # an int32, as the SDKs type it; page * page_size stays in range
@@ -152,7 +118,7 @@ def _metadata_filter(request: Request) -> dict[str, str]:
     found: dict[str, str] = {}
     errors: list[dict[str, object]] = []
     for key, value in request.query_params.multi_items():
-        if key in _LIST_KEYS:
+        if key in LIST_KEYS:
             continue
         if len(key) > 32 or not _METADATA_KEY.match(key):
             msg = "a metadata key is 1 to 32 characters, with no quote, backslash or control"
@@ -167,36 +133,14 @@ def _metadata_filter(request: Request) -> dict[str, str]:
     return found
 
 
-# Mistral's list declares ``metadata`` as an object sent form-exploded (``?team=search``);
-# FastAPI cannot express that from a signature, so it is declared by hand.
-_METADATA_PARAMETER = {
-    "name": "metadata",
-    "in": "query",
-    "required": False,
-    "style": "form",
-    "explode": True,
-    "description": "filter on metadata: each other query key is a metadata key to match",
-    "schema": {
-        "type": "object",
-        "propertyNames": {
-            "minLength": 1,
-            "maxLength": 32,
-            "pattern": METADATA_KEY,
-            "not": {"enum": sorted(_LIST_KEYS)},
-        },
-        "additionalProperties": {"type": "string", "pattern": PLAIN_TEXT},
-    },
-}
-
-
 def read_router(store: Store) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["history"], responses=_COMMON)
+    router = APIRouter(prefix="/v1", tags=["history"], responses=COMMON_ERRORS)
 
     @router.get(
         "/batch/jobs",
         response_model=ListBatchJobsOut,
         summary="List tracked jobs",
-        openapi_extra={"parameters": [_METADATA_PARAMETER]},
+        openapi_extra={"parameters": [METADATA_PARAMETER]},
     )
     def list_jobs(
         request: Request,
@@ -229,7 +173,7 @@ def read_router(store: Store) -> APIRouter:
         "/batch/jobs/{job_id}",
         response_model=BatchJobOut,
         summary="Get a tracked job",
-        responses=_NOT_FOUND,
+        responses=NOT_FOUND,
     )
     def get_job(job_id: JobId, inline: bool | None = None) -> BatchJobOut:
         """The latest recorded snapshot of the job (``inline`` is accepted and ignored)."""
@@ -240,7 +184,7 @@ def read_router(store: Store) -> APIRouter:
         "/batch/jobs/{job_id}/transitions",
         response_model=TransitionListOut,
         summary="A job's status transitions, oldest first",
-        responses=_NOT_FOUND,
+        responses=NOT_FOUND,
     )
     def job_transitions(job_id: JobId) -> TransitionListOut:
         _job_or_404(store, job_id)
@@ -251,7 +195,7 @@ def read_router(store: Store) -> APIRouter:
         "/batch/jobs/{job_id}/progress",
         response_model=ProgressListOut,
         summary="A job's progress samples, oldest first",
-        responses=_NOT_FOUND,
+        responses=NOT_FOUND,
     )
     def job_progress(job_id: JobId) -> ProgressListOut:
         _job_or_404(store, job_id)
@@ -294,7 +238,7 @@ def _refused(exc: ActionError) -> HTTPException:
 
 
 def action_router(actions: Actions) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["actions"], responses=_COMMON)
+    router = APIRouter(prefix="/v1", tags=["actions"], responses=COMMON_ERRORS)
     client_header = Header(alias="X-Batchwatch-Client", description="who is asking (cli, ...)")
 
     @router.post(
@@ -302,9 +246,9 @@ def action_router(actions: Actions) -> APIRouter:
         response_model=BatchJobOut,
         summary="Create a job (once)",
         responses={
-            **_BAD_BODY,
-            **_UPSTREAM,
-            409: _error("Idempotency-Key reused with another body"),
+            **BAD_BODY,
+            **UPSTREAM_ERRORS,
+            409: error_response("Idempotency-Key reused with another body"),
         },
     )
     def create_job(
@@ -331,7 +275,7 @@ def action_router(actions: Actions) -> APIRouter:
         "/batch/jobs/{job_id}/cancel",
         response_model=BatchJobOut,
         summary="Request a job's cancellation",
-        responses={**_UPSTREAM, **_NOT_FOUND, 409: _error("the job already ended")},
+        responses={**UPSTREAM_ERRORS, **NOT_FOUND, 409: error_response("the job already ended")},
     )
     def cancel_job(
         job_id: JobId, client: Annotated[str | None, client_header] = None
@@ -342,7 +286,7 @@ def action_router(actions: Actions) -> APIRouter:
         "/batch/jobs/{job_id}/track",
         response_model=BatchJobOut,
         summary="Start tracking an existing job",
-        responses={**_UPSTREAM, **_NOT_FOUND},
+        responses={**UPSTREAM_ERRORS, **NOT_FOUND},
     )
     def track_job(
         job_id: JobId, client: Annotated[str | None, client_header] = None
@@ -353,7 +297,7 @@ def action_router(actions: Actions) -> APIRouter:
         "/files",
         summary="Upload a file to Mistral (relayed)",
         description=f"The body may be up to {MAX_UPLOAD_BYTES} bytes (Mistral's limit).",
-        responses={**_BAD_BODY, **_UPSTREAM},
+        responses={**BAD_BODY, **UPSTREAM_ERRORS},
     )
     def upload_file(
         file: UploadFile, purpose: Annotated[FilePurpose, Form()] = "batch"
@@ -369,7 +313,7 @@ def action_router(actions: Actions) -> APIRouter:
         "/batch/jobs/{job_id}/actions",
         response_model=ActionListOut,
         summary="Who created, cancelled or tracked a job, and when",
-        responses=_NOT_FOUND,
+        responses=NOT_FOUND,
     )
     def job_actions(job_id: JobId) -> ActionListOut:
         _job_or_404(actions.store, job_id)
@@ -504,7 +448,7 @@ def create_app(
         response_model=HealthOut,
         tags=["service"],
         responses={
-            413: _COMMON[413],
+            413: COMMON_ERRORS[413],
             503: {"model": HealthOut, "description": "degraded (the reasons say why)"},
         },
     )
