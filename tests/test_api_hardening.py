@@ -29,7 +29,8 @@ from schemathesis import APIOperation, BaseSchema, Case, GenerationMode
 from schemathesis.core.result import Ok
 
 from batchwatch.actions import Actions
-from batchwatch.api import MAX_BODY_BYTES, MAX_UPLOAD_BYTES, create_app
+from batchwatch.api import create_app
+from batchwatch.api_guards import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
 from batchwatch.client import MistralClient
 from batchwatch.daemon import Daemon
 from batchwatch.health import Health
