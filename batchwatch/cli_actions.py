@@ -169,10 +169,11 @@ def register(
     create = add("create", with_client(cmd_create), "create a batch job from uploaded files")
     create.add_argument(
         "--input-file",
-        action="append",
+        action="extend",
+        nargs="+",
         required=True,
         metavar="FILE_ID",
-        help="an uploaded file's id (repeatable)",
+        help="uploaded files' ids: --input-file A B, or the option repeated",
     )
     job_options(create)
     submit = add(

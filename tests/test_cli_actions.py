@@ -111,12 +111,17 @@ def test_create_with_the_same_key_twice_is_one_job(
     with MistralClient(simulator.url, SIM_API_KEY) as upstream:
         file_id = upstream.upload_file(Path(jsonl(tmp_path, GOOD))).id
     argv = ("create", "--input-file", file_id, *ENDPOINT, "--idempotency-key", "nightly-1")
+    code, out, err = run(
+        capsys, config, "create", "--input-file", file_id, file_id, *ENDPOINT, "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["input_files"] == [file_id, file_id]
     code, first, _ = run(capsys, config, *argv, "--json")
     assert code == 0
     code, second, _ = run(capsys, config, *argv, "--json")
     assert code == 0
     assert json.loads(first)["id"] == json.loads(second)["id"]
-    assert upstream_count(simulator, "POST /v1/batch/jobs") == 1
+    assert upstream_count(simulator, "POST /v1/batch/jobs") == 2  # the two-file job + this one
     code, _, err = run(
         capsys,
         config,
