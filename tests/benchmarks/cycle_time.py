@@ -237,24 +237,26 @@ def shifting(ctx: Context, concurrency: int, lead: float, window: float) -> Shif
                 after_active = set(store.active_jobs())
                 seen = _last_seen(store)
                 recorded = _recorded(store)
-                stored = {job_id: status for job_id, (status, _) in seen.items()}
-                ids = sorted(seen)
-                if ctx.quick:  # every mover, and a tenth of the rest
-                    ids = sorted(set(movers) | set(ids[::10]))
-                truth = _truths(sim, ids)
-                vanished = [j for j in before_active if seen[j][1] < c0]
-                faked = [j for j in ids if _faked(truth[j], recorded.get(j, []), stored[j], c0, c1)]
-                left_during = sum(
-                    1 for j in movers if any(c0 <= at <= c1 for s, at in truth[j] if s == "SUCCESS")
-                )
                 # Once every mover has finished: one more cycle, and all must be exact.
                 time.sleep(max(0.0, start_at + window - time.time()) + 0.2)
                 poll_once(client, store, options)
                 final = _recorded(store)
                 now_seen = _last_seen(store)
-                truth_after = _truths(sim, ids)
+                ids = sorted(seen)
+                if ctx.quick:  # every mover, and a tenth of the rest
+                    ids = sorted(set(movers) | set(ids[::10]))
+                # The truth only grows, each status with the instant it began: one read
+                # serves both the measured cycle (by time) and the final state.
+                truth = _truths(sim, ids)
+                vanished = [j for j in before_active if seen[j][1] < c0]
+                faked = [
+                    j for j in ids if _faked(truth[j], recorded.get(j, []), seen[j][0], c0, c1)
+                ]
+                left_during = sum(
+                    1 for j in movers if any(c0 <= at <= c1 for s, at in truth[j] if s == "SUCCESS")
+                )
                 wrong_after = [
-                    j for j in ids if not _exact(truth_after[j], final.get(j, []), now_seen[j][0])
+                    j for j in ids if not _exact(truth[j], final.get(j, []), now_seen[j][0])
                 ]
         finally:
             store.close()

@@ -131,6 +131,12 @@ def import_costs() -> list[tuple[str, float]]:
     return [(name, float(mb)) for name, mb in (line.split() for line in done.stdout.splitlines())]
 
 
+def _seed_active(sim: Simulator) -> list[str]:
+    """Half QUEUED all along, half RUNNING for three hours with moving counters."""
+    active = sim.seed(ACTIVE // 2, queue_seconds=10_800)
+    return active + sim.seed(ACTIVE // 2, queue_seconds=0, run_seconds=10_800, total_requests=1000)
+
+
 def python_memory_by_step(ctx: Context) -> None:
     """``--profile``: the Python memory (tracemalloc) that each step of one steady cycle
     over 10,000 active jobs holds, run in this process against its own simulator."""
@@ -138,7 +144,7 @@ def python_memory_by_step(ctx: Context) -> None:
     store.migrate()
     held: dict[str, float] = {}
     with Simulator(ctx.workdir) as sim, MistralClient(sim.url, SIM_KEY, pool_size=6) as client:
-        sim.seed(ACTIVE)
+        _seed_active(sim)
         poll_once(client, store, PollOptions())
         poll_once(client, store, PollOptions())
         gc.collect()
@@ -175,8 +181,6 @@ def python_memory_by_step(ctx: Context) -> None:
 
 
 def figure(ctx: Context) -> list[Row]:
-    if ctx.profile:
-        python_memory_by_step(ctx)
     hours = 0.25 if ctx.quick else 2.0
     target_cycles = int(hours * CYCLES_PER_HOUR)
     cap = ctx.pick(420, 50)  # seconds: stop there even if the cycles are slower than planned
@@ -184,11 +188,12 @@ def figure(ctx: Context) -> list[Row]:
         f"Figure 5 - daemon memory: {HISTORY:,} ended jobs stored + {ACTIVE:,} active upstream,"
         f" {target_cycles} cycles (= {hours:g} h at a {REAL_INTERVAL_SECONDS:.0f} s interval)"
     )
+    if ctx.profile:
+        python_memory_by_step(ctx)
     history = generate(ctx.workdir / "memory.db", HISTORY, 3 * HISTORY, mix=ENDED_MIX)
     samples = Samples()
     with Simulator(ctx.workdir) as sim:
-        active = sim.seed(ACTIVE // 2, queue_seconds=10_800)
-        active += sim.seed(ACTIVE // 2, queue_seconds=0, run_seconds=10_800, total_requests=1000)
+        active = _seed_active(sim)
         with DaemonProcess(
             ctx.workdir,
             upstream=sim.url,

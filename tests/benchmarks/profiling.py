@@ -53,6 +53,9 @@ def sampled(pid: int, label: str, out: Path, rate: int = 200) -> Iterator[None]:
                 "--output",
                 str(out),
                 "--nonblocking",
+                # Only the thread holding the GIL: what keeps a Python process busy, not
+                # its threads waiting for the GIL or a socket.
+                "--gil",
             ],
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -85,7 +88,7 @@ def summarize(raw: Path, label: str, top: int = TOP) -> None:
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
-    say(f"  profile of {label}: {total} samples on CPU (py-spy, all threads)")
+    say(f"  profile of {label}: {total} samples holding the GIL (py-spy --gil)")
     say("    self%  function (file:line) - innermost frame")
     for frame, n in own.most_common(top):
         say(f"    {100 * n / total:5.1f}  {frame}")

@@ -222,7 +222,7 @@ def figure(ctx: Context) -> list[Row]:
     _latency(reads, singles, 200, 1)  # warm-up: page cache, statement caches, the pools
 
     rows: list[Row] = []
-    lat = _latency(reads, transitions, ctx.pick(1500, 500), rounds)
+    lat = _latency(reads, transitions, ctx.pick(1000, 500), rounds)
     say(
         f"  GET /v1/batch/jobs/{{id}}/transitions: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f}"
         f" ms (per round {_ms(lat['p99s'])}), max {lat['max']:.1f} ms"
@@ -244,7 +244,7 @@ def figure(ctx: Context) -> list[Row]:
         )
     )
     for label, paths in (("status=RUNNING", running), (f"status=RUNNING&model={MODELS[0]}", model)):
-        lat = _latency(reads, paths, ctx.pick(200, 80), rounds)
+        lat = _latency(reads, paths, ctx.pick(150, 80), rounds)
         say(
             f"  GET /v1/batch/jobs?{label}&page_size=100: p50 {lat['p50']:.2f} ms,"
             f" p99 {lat['p99']:.2f} ms (per round {_ms(lat['p99s'])})"
@@ -278,7 +278,7 @@ def _throughput(ctx: Context, reads: Reads, singles: Path, floor: Path) -> list[
     """Single-job reads under concurrent load, each run followed by one on the unrouted path
     (what the HTTP stack alone sustains on the machine at that moment: the ratio of the two
     is steadier than either on a shared machine)."""
-    seconds, repeats = ctx.pick(8, 4), ctx.pick(3, 1)
+    seconds, repeats = ctx.pick(6, 4), ctx.pick(3, 1)
     tool = "wrk -t2 -c16" if shutil.which("wrk") else "Python, 2 processes x 4 connections"
     runs: list[dict[str, float]] = []
     floors: list[float] = []
