@@ -78,7 +78,7 @@ def poll_once(
 ) -> CycleReport:
     started = time.monotonic()
     cycle_start = clock()
-    stored_active = store.active_jobs()
+    stored_active = store.active_job_ids()
     mine = options.discover == "mine"
 
     # Mistral: one status-filtered list (status repeated) instead of a get per job.

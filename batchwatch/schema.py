@@ -90,8 +90,11 @@ jobs = Table(
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("transition_count", Integer, nullable=False),
     Column("deleted_upstream_at", UTCDateTime),
-    # Serves the poller's "which tracked jobs are active" and the API's status filter.
-    Index("ix_jobs_status", "status"),
+    # Serves the poller's "which tracked jobs are active", and the API's status filter in
+    # Mistral's default order (newest first) without sorting every matching row.
+    Index("ix_jobs_status_created_at_id", "status", "created_at", "id"),
+    # Serves the API's status + model filter.
+    Index("ix_jobs_status_model", "status", "model"),
     # Serves the API's list ordered newest first (Mistral's default order_by=-created).
     Index("ix_jobs_created_at_id", "created_at", "id"),
 )
