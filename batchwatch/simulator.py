@@ -67,6 +67,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from batchwatch.api_models import ApiEndpoint
 from batchwatch.models import JobStatus
 from batchwatch.simulator_faults import (
     TRANSPORT_EXTENSION,
@@ -650,18 +651,6 @@ class Simulation:
 
 # --- HTTP: request bodies ---------------------------------------------------------------
 
-ApiEndpoint = Literal[
-    "/v1/chat/completions",
-    "/v1/embeddings",
-    "/v1/fim/completions",
-    "/v1/moderations",
-    "/v1/chat/moderations",
-    "/v1/ocr",
-    "/v1/classifications",
-    "/v1/chat/classifications",
-    "/v1/conversations",
-    "/v1/audio/transcriptions",
-]
 #: ``BatchJobStatus`` on the wire (``JobStatus`` minus batchwatch's own ``UNKNOWN``).
 WireStatus = Literal[
     "QUEUED", "RUNNING", "SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLATION_REQUESTED",

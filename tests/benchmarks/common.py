@@ -13,17 +13,18 @@ import math
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import requests
+
+from tests.processes import free_port, spawn, wait_until
 
 SIM_KEY = "benchmark-key-0123456789"
 #: The bulk-seed route accepts at most this many jobs per call.
@@ -164,34 +165,10 @@ def rss_mb(pid: int) -> float:
 # ---- processes -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out after {seconds:.0f} s waiting for {what}")
-
-
 def _spawn(
     args: Sequence[str], log: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "batchwatch", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
+    return spawn(*args, log=log, env=env)
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:

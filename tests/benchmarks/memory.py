@@ -40,10 +40,10 @@ from tests.benchmarks.common import (
     rss_mb,
     say,
     slope,
-    wait_until,
 )
 from tests.benchmarks.dataset import ENDED_MIX, generate
 from tests.benchmarks.profiling import sampled
+from tests.processes import wait_until
 
 REAL_INTERVAL_SECONDS = 60.0  # tracking.poll_interval_seconds's default
 CYCLES_PER_HOUR = int(3600 / REAL_INTERVAL_SECONDS)

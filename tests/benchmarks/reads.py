@@ -34,10 +34,10 @@ from tests.benchmarks.common import (
     rss_mb,
     run_json,
     say,
-    wait_until,
 )
 from tests.benchmarks.dataset import MODELS, History, generate
 from tests.benchmarks.profiling import sampled
+from tests.processes import wait_until
 
 JOBS = 100_000
 TRANSITIONS = 1_000_000
