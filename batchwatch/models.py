@@ -28,10 +28,8 @@ class JobStatus(enum.StrEnum):
     @classmethod
     def parse(cls, raw: object) -> JobStatus:
         """A status string from the wire; anything unrecognised is ``UNKNOWN``, never an error."""
-        try:
-            return cls(str(raw))
-        except ValueError:
-            return cls.UNKNOWN
+        found = cls._value2member_map_.get(raw if isinstance(raw, str) else str(raw))
+        return found if isinstance(found, JobStatus) else cls.UNKNOWN
 
     @property
     def is_terminal(self) -> bool:

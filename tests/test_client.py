@@ -204,3 +204,32 @@ def test_a_stop_cuts_a_retry_after_wait_short(sim: RunningSimulator) -> None:
     assert time.monotonic() - started < 5
     assert caught.value.retryable
     assert len(sent(sim, LIST)) == 1
+
+
+# --- The environment, read once --------------------------------------------------------------
+
+
+def test_a_netrc_entry_never_replaces_the_api_key(
+    sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests would put a matching ~/.netrc entry's credentials in place of the bearer
+    token (and read the file on every request); the simulator would then answer 401."""
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-the-key\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    seed(sim, 1)
+    with client(sim.url) as c:
+        assert c.list_page(ListFilter(), 0, 1).total >= 1
+
+
+def test_proxy_variables_are_honoured_as_they_were_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    with MistralClient("https://api.mistral.ai", "key") as routed:
+        assert routed._session.proxies.get("https") == "http://proxy.example:3128"
+    with MistralClient("https://internal.example", "key") as bypassed:
+        assert "https" not in bypassed._session.proxies
