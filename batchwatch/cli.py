@@ -1,8 +1,12 @@
 """The ``batchwatch`` command: one parser, one function per subcommand, one place that turns
 errors into a clear line and an exit code.
 
-Heavy modules (FastAPI, SQLAlchemy, rich) are imported inside the subcommands that use
-them, so a query command starts fast.
+Heavy modules are imported inside the subcommands that use them, so a query command
+starts fast: the commands that talk to the daemon (jobs, show, create, ..., wait) read
+their settings with the standard library (``settings_lite``, not pydantic), speak HTTP with
+``http.client`` (``local``, not requests), and ``jobs`` off a terminal prints a plain table
+(not rich). FastAPI, SQLAlchemy, structlog and pydantic are for serve, migrate, config
+check and demo.
 """
 
 from __future__ import annotations
@@ -47,9 +51,10 @@ def _configure_logs(settings: Any) -> None:
 
 def _daemon_client(args: argparse.Namespace) -> Any:
     from batchwatch.local import LocalClient
+    from batchwatch.settings_lite import load_client_settings
     from batchwatch.tokens import read_token
 
-    settings = _settings(args)
+    settings = load_client_settings(args.config)
     url = args.url or settings.api_url
     try:
         return LocalClient(url, read_token(settings.token_file))
@@ -59,6 +64,21 @@ def _daemon_client(args: argparse.Namespace) -> Any:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def stdout_is_terminal() -> bool:
+    """Whether rich would treat stdout as a terminal, by its own rule (TTY_COMPATIBLE, then
+    FORCE_COLOR, then isatty), decided without importing it."""
+    tty_compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if tty_compatible in ("0", "1"):
+        return tty_compatible == "1"
+    force_color = os.environ.get("FORCE_COLOR")
+    if force_color is not None:
+        return force_color != ""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # no stdout, or a closed one
+        return False
 
 
 # ---- subcommands -----------------------------------------------------------------------
@@ -164,6 +184,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     found = client.list_tracked([JobStatus(s) for s in args.status or ()], args.model, args.limit)
     if args.json:
         print_json([job_to_json(job) for job in found])
+        return EXIT_OK
+    if not stdout_is_terminal():
+        from batchwatch.display import plain_jobs_table
+
+        print(plain_jobs_table(found))
         return EXIT_OK
     from batchwatch.display import console, jobs_table
 
@@ -296,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     """One line for an error the user can act on; None for a real bug (traceback)."""
-    from batchwatch.config import ConfigError
+    from batchwatch.settings_lite import ConfigError
     from batchwatch.tokens import StartupError
     from batchwatch.wire import ApiError
 
@@ -334,7 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = _explain(exc, args)
         if message is None:
             raise
-        from batchwatch.logs import redact
-
-        print(f"batchwatch: error: {redact(message)}", file=sys.stderr)
+        print(f"batchwatch: error: {_redact(message)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _redact(message: str) -> str:
+    """Secrets are registered with ``batchwatch.logs`` by what loaded it (the daemon, the
+    demo). A query command never does: it has none to hide, nor structlog to import."""
+    logs = sys.modules.get("batchwatch.logs")
+    return message if logs is None else str(logs.redact(message))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,9 +67,15 @@ def _created(args: argparse.Namespace, job: Any) -> int:
     return EXIT_OK
 
 
+def _new_key() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
 def cmd_create(args: argparse.Namespace, client: Any) -> int:
     request = _request(args, tuple(args.input_file))
-    key = args.idempotency_key or str(uuid.uuid4())
+    key = args.idempotency_key or _new_key()
     return _created(args, client.create_once(request, key))
 
 
@@ -91,7 +96,7 @@ def cmd_submit(args: argparse.Namespace, client: Any) -> int:
     print(f"uploaded {path.name}: {check.requests} requests, file {uploaded.id}", file=sys.stderr)
     from dataclasses import replace
 
-    key = args.idempotency_key or str(uuid.uuid4())
+    key = args.idempotency_key or _new_key()
     return _created(args, client.create_once(replace(request, input_files=(uploaded.id,)), key))
 
 

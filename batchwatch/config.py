@@ -7,30 +7,44 @@ CLI can print one line and exit instead of a traceback.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-ENV_CONFIG = "BATCHWATCH_CONFIG"
-ENV_PREFIX = "BATCHWATCH_"
+# The file, the environment names and the error type are shared with the standard-library
+# reader of the query commands (settings_lite.py), which must find the same values.
+from batchwatch.settings_lite import (
+    DEFAULT_API_HOST,
+    DEFAULT_API_PORT,
+    ENV_CONFIG,
+    ENV_PREFIX,
+    ConfigError,
+    api_url,
+    default_state_dir,
+    env_override_name,
+    find_config_file,
+    read_toml,
+)
 
-
-class ConfigError(Exception):
-    """A configuration problem a user can fix; the message names the key."""
-
-
-def default_state_dir() -> Path:
-    """``$STATE_DIRECTORY`` under systemd, else the platform's per-user data directory."""
-    systemd_dir = os.environ.get("STATE_DIRECTORY")
-    if systemd_dir:
-        # systemd may pass several colon-separated directories; the first is ours.
-        return Path(systemd_dir.split(":")[0])
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("batchwatch", appauthor=False))
+__all__ = [
+    "ENV_CONFIG",
+    "ENV_PREFIX",
+    "ApiSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "LogSettings",
+    "MistralSettings",
+    "Settings",
+    "TrackingSettings",
+    "config_problems",
+    "default_state_dir",
+    "env_override_name",
+    "find_config_file",
+    "load_settings",
+    "validate_settings",
+]
 
 
 class _Section(BaseModel):
@@ -67,8 +81,8 @@ class DatabaseSettings(_Section):
 
 
 class ApiSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=0, le=65535)
+    host: str = DEFAULT_API_HOST
+    port: int = Field(default=DEFAULT_API_PORT, ge=0, le=65535)
     token_file: Path | None = None
 
 
@@ -95,43 +109,33 @@ class Settings(_Section):
 
     @property
     def api_url(self) -> str:
-        host = self.api.host
-        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard bind is reached on loopback
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.api.port}"
-
-
-def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
-    """``--config``, else ``$BATCHWATCH_CONFIG``, else ``./batchwatch.toml`` when present."""
-    if explicit:
-        return Path(explicit)
-    if env.get(ENV_CONFIG):
-        return Path(env[ENV_CONFIG])
-    local = Path("batchwatch.toml")
-    return local if local.is_file() else None
+        return api_url(self.api.host, self.api.port)
 
 
 def load_settings(config_path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings; raise ``ConfigError`` naming the key on any problem."""
     env = os.environ if env is None else env
     path = find_config_file(config_path, env)
-    data: dict[str, Any] = _read_toml(path) if path else {}
-    _apply_env_overrides(data, env)
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
+    settings = validate_settings(read_toml(path) if path else {}, env, path)
     api_key = _resolve_api_key(settings.mistral, env)
     mistral = settings.mistral.model_copy(update={"api_key": api_key})
     return settings.model_copy(update={"mistral": mistral})
 
 
+def validate_settings(data: dict[str, Any], env: Mapping[str, str], path: Path | None) -> Settings:
+    """The settings of a file's ``data`` with the environment applied (changing ``data``),
+    without the secrets; ``ConfigError`` naming the first bad key."""
+    _apply_env_overrides(data, env)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
 def config_problems(path: str) -> list[str]:
     """Every problem in one file (for ``config check``), one message per key."""
     try:
-        data = _read_toml(Path(path))
+        data = read_toml(Path(path))
     except ConfigError as exc:
         return [str(exc)]
     try:
@@ -141,30 +145,14 @@ def config_problems(path: str) -> list[str]:
     return []
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-
-
 # Environment overrides: BATCHWATCH_<SECTION>_<KEY>, e.g. BATCHWATCH_TRACKING_DISCOVER=mine.
 _ENV_KEYS: dict[str, tuple[str, str]] = {
-    f"{ENV_PREFIX}{section.upper()}_{key.upper()}": (section, key)
+    env_override_name(section, key): (section, key)
     for section, model in Settings.model_fields.items()
     if isinstance(model.default, BaseModel)
     for key, info in type(model.default).model_fields.items()
     if not info.exclude
 }
-
-
-def env_override_name(section: str, key: str) -> str:
-    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
 
 
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:

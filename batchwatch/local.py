@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,6 +78,8 @@ class LocalClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def upload_file(self, path: Path, purpose: str = "batch") -> FileInfo:
+        import uuid
+
         boundary = uuid.uuid4().hex
         content = path.read_bytes()
         parts = [
