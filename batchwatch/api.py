@@ -7,9 +7,9 @@ not on the scheduler, so tests build it around a store of their own.
 import hmac
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import (
     APIRouter,
@@ -23,8 +23,10 @@ from fastapi import (
     UploadFile,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic_core import to_json
+from starlette.concurrency import run_in_threadpool
 
 from batchwatch import __version__, intents
 from batchwatch.actions import ActionError, Actions
@@ -53,11 +55,12 @@ from batchwatch.api_models import (
     HealthOut,
     ListBatchJobsOut,
     ProgressListOut,
-    ProgressOut,
     TransitionFeedOut,
     TransitionListOut,
-    TransitionOut,
     error_response,
+    job_body,
+    progress_body,
+    transition_body,
 )
 from batchwatch.client import CreateRequest
 from batchwatch.health import Health
@@ -84,16 +87,15 @@ StatusName = Literal[
 assert set(StatusName.__args__) == {s.value for s in MISTRAL_STATUSES}  # type: ignore[attr-defined]
 
 
-def bearer_guard(token: str) -> Callable[..., None]:
-    scheme = HTTPBearer(auto_error=False, description="the token from api.token_file")
+def bearer_guard(token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
+    """The token check: refuses (401) anything but ``token``."""
+    expected = token.encode()
 
-    def check(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
-    ) -> None:
+    def check(credentials: HTTPAuthorizationCredentials | None) -> None:
         given = credentials.credentials if credentials else ""
         # Constant-time comparison: response timing must not reveal how much of a guess was
         # right.
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        if not hmac.compare_digest(given.encode(), expected):
             raise HTTPException(
                 status_code=401,
                 detail="missing or wrong bearer token (see api.token_file)",
@@ -103,11 +105,52 @@ def bearer_guard(token: str) -> Callable[..., None]:
     return check
 
 
+def bearer_dependency(token: str) -> Callable[..., Awaitable[None]]:
+    """``bearer_guard`` as the routes' dependency. async: a plain function would cost every
+    request a trip through the thread pool, for a check that takes a microsecond."""
+    scheme = HTTPBearer(auto_error=False, description="the token from api.token_file")
+    check = bearer_guard(token)
+
+    async def guard(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
+    ) -> None:
+        check(credentials)
+
+    return guard
+
+
+def _no_such_job(job_id: uuid.UUID) -> HTTPException:
+    return HTTPException(status_code=404, detail=f"no tracked job with id {job_id}")
+
+
 def _job_or_404(store: Store, job_id: uuid.UUID) -> StoredJob:
     job = store.get_job(str(job_id))
     if job is None:
-        raise HTTPException(status_code=404, detail=f"no tracked job with id {job_id}")
+        raise _no_such_job(job_id)
     return job
+
+
+_T = TypeVar("_T")
+#: A read of at most this many rows runs on the event loop (see ``_read``).
+INLINE_ROWS = 100
+
+
+async def _read(store: Store, call: Callable[[], _T], rows: int = 1) -> _T:
+    """Run a store read. An indexed SQLite read of a few rows takes well under a
+    millisecond, less than the hand-off to a worker thread and back that a plain route pays
+    (the thread pool was most of a single-job read's time), so it runs right here on the
+    event loop; a bigger read, or any read over the network (PostgreSQL), goes to a worker
+    thread so it does not hold up the other requests."""
+    if store.is_sqlite and rows <= INLINE_ROWS:
+        return call()
+    return await run_in_threadpool(call)
+
+
+def _json(body: object) -> Response:
+    """The JSON FastAPI would write for the route's ``response_model`` (same bytes, same
+    media type), from a body built by ``api_models.*_body``: the read routes skip the
+    model's validation, which only re-checks what the store just read."""
+    return Response(to_json(body, inf_nan_mode="null"), media_type="application/json")
 
 
 JobId = Annotated[uuid.UUID, "a Mistral batch job id (a UUID)"]
@@ -143,7 +186,7 @@ def read_router(store: Store) -> APIRouter:
         summary="List tracked jobs",
         openapi_extra={"parameters": [METADATA_PARAMETER]},
     )
-    def list_jobs(
+    async def list_jobs(
         request: Request,
         *,
         page: Annotated[int, Query(ge=0, le=_MAX_PAGE)] = 0,
@@ -153,7 +196,7 @@ def read_router(store: Store) -> APIRouter:
         created_after: DateTimeText | None = None,
         created_by_me: bool = False,
         order_by: Literal["created", "-created"] = "-created",
-    ) -> ListBatchJobsOut:
+    ) -> Response:
         """Tracked jobs in Mistral's list shape, read from the database."""
         del created_by_me  # every tracked job is listed: batchwatch has one identity upstream
         metadata = _metadata_filter(request)
@@ -167,8 +210,8 @@ def read_router(store: Store) -> APIRouter:
             page=page,
             page_size=page_size,
         )
-        found, total = store.list_jobs(query)
-        return ListBatchJobsOut(data=[BatchJobOut.of(j) for j in found], total=total)
+        found, total = await _read(store, lambda: store.list_jobs(query), page_size)
+        return _json({"object": "list", "data": [job_body(j) for j in found], "total": total})
 
     @router.get(
         "/batch/jobs/{job_id}",
@@ -176,10 +219,13 @@ def read_router(store: Store) -> APIRouter:
         summary="Get a tracked job",
         responses=NOT_FOUND,
     )
-    def get_job(job_id: JobId, inline: bool | None = None) -> BatchJobOut:
+    async def get_job(job_id: JobId, inline: bool | None = None) -> Response:
         """The latest recorded snapshot of the job (``inline`` is accepted and ignored)."""
         del inline
-        return BatchJobOut.of(_job_or_404(store, job_id))
+        job = await _read(store, lambda: store.get_job(str(job_id)))
+        if job is None:
+            raise _no_such_job(job_id)
+        return _json(job_body(job))
 
     @router.get(
         "/batch/jobs/{job_id}/transitions",
@@ -187,10 +233,14 @@ def read_router(store: Store) -> APIRouter:
         summary="A job's status transitions, oldest first",
         responses=NOT_FOUND,
     )
-    def job_transitions(job_id: JobId) -> TransitionListOut:
-        _job_or_404(store, job_id)
-        rows = [TransitionOut.of(t) for t in store.transitions(str(job_id))]
-        return TransitionListOut(data=rows, total=len(rows))
+    async def job_transitions(job_id: JobId) -> Response:
+        found = await _read(store, lambda: store.transitions(str(job_id)))
+        # A job's transitions exist only with the job (a foreign key): none, and only then,
+        # asks whether the job does.
+        if not found and not await _read(store, lambda: store.has_job(str(job_id))):
+            raise _no_such_job(job_id)
+        rows = [transition_body(t) for t in found]
+        return _json({"object": "list", "data": rows, "total": len(rows)})
 
     @router.get(
         "/batch/jobs/{job_id}/progress",
@@ -198,22 +248,27 @@ def read_router(store: Store) -> APIRouter:
         summary="A job's progress samples, oldest first",
         responses=NOT_FOUND,
     )
-    def job_progress(job_id: JobId) -> ProgressListOut:
-        _job_or_404(store, job_id)
-        rows = [ProgressOut.of(p) for p in store.progress(str(job_id))]
-        return ProgressListOut(data=rows, total=len(rows))
+    async def job_progress(job_id: JobId) -> Response:
+        found = await _read(store, lambda: store.progress(str(job_id)))
+        if not found and not await _read(store, lambda: store.has_job(str(job_id))):
+            raise _no_such_job(job_id)
+        rows = [progress_body(p) for p in found]
+        return _json({"object": "list", "data": rows, "total": len(rows)})
 
     @router.get(
         "/transitions",
         response_model=TransitionFeedOut,
         summary="Every transition in the order recorded",
     )
-    def transition_feed(
+    async def transition_feed(
         after: Annotated[int, Query(ge=0, le=_MAX_ID, description="the last id already read")] = 0,
         limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    ) -> TransitionFeedOut:
-        rows = [TransitionOut.of(t) for t in store.feed(after, limit)]
-        return TransitionFeedOut(data=rows, next_cursor=rows[-1].id if rows else after)
+    ) -> Response:
+        found = await _read(store, lambda: store.feed(after, limit), limit)
+        rows = [transition_body(t) for t in found]
+        return _json(
+            {"object": "list", "data": rows, "next_cursor": rows[-1]["id"] if rows else after}
+        )
 
     return router
 
@@ -342,7 +397,7 @@ def create_app(
     )
     app.add_exception_handler(StoreUnavailable, database_unavailable)
     app.add_exception_handler(405, allow_every_method(app))
-    guard = Depends(bearer_guard(token))
+    guard = Depends(bearer_dependency(token))
     app.include_router(read_router(store), dependencies=[guard])
     if actions is not None:
         app.include_router(action_router(actions), dependencies=[guard])

@@ -72,6 +72,36 @@ class BatchJobOut(BaseModel):
         )
 
 
+def job_body(stored: StoredJob) -> dict[str, Any]:
+    """``BatchJobOut.of(stored)`` as the JSON-ready dict the model would dump, without
+    building and validating the model: the read routes answer with it directly (the model
+    stays their declared ``response_model``, for the OpenAPI schema). A test holds the two
+    equal."""
+    job = stored.remote
+    counters = job.counters
+    return {
+        "id": job.id,
+        "object": "batch",
+        "input_files": list(job.input_files),
+        "metadata": dict(job.metadata) if job.metadata is not None else None,
+        "endpoint": job.endpoint,
+        "model": job.model,
+        "agent_id": job.agent_id,
+        "output_file": job.output_file,
+        "error_file": job.error_file,
+        "errors": [{"message": e.message, "count": e.count} for e in job.errors],
+        "outputs": None,
+        "status": job.raw_status,
+        "created_at": job.created_at,
+        "total_requests": counters.total,
+        "completed_requests": counters.completed,
+        "succeeded_requests": counters.succeeded,
+        "failed_requests": counters.failed,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+    }
+
+
 class ListBatchJobsOut(BaseModel):
     """Mistral's ``ListBatchJobsResponse``."""
 
@@ -107,6 +137,20 @@ class TransitionOut(BaseModel):
         )
 
 
+def transition_body(t: Transition) -> dict[str, Any]:
+    """``TransitionOut.of(t)``, as ``job_body`` is ``BatchJobOut.of``."""
+    return {
+        "id": t.id or 0,
+        "job_id": t.job_id,
+        "seq": t.seq,
+        "from_status": t.from_status.value if t.from_status else None,
+        "to_status": t.to_status.value,
+        "observed_at": t.observed_at,
+        "last_seen_before": t.last_seen_before,
+        "source": t.source,
+    }
+
+
 class TransitionListOut(BaseModel):
     object: Literal["list"] = "list"
     data: list[TransitionOut]
@@ -139,6 +183,20 @@ class ProgressOut(BaseModel):
             succeeded_requests=p.counters.succeeded,
             failed_requests=p.counters.failed,
         )
+
+
+def progress_body(p: ProgressSample) -> dict[str, Any]:
+    """``ProgressOut.of(p)``, as ``job_body`` is ``BatchJobOut.of``."""
+    counters = p.counters
+    return {
+        "id": p.id or 0,
+        "job_id": p.job_id,
+        "observed_at": p.observed_at,
+        "total_requests": counters.total,
+        "completed_requests": counters.completed,
+        "succeeded_requests": counters.succeeded,
+        "failed_requests": counters.failed,
+    }
 
 
 class ProgressListOut(BaseModel):

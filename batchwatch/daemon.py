@@ -6,12 +6,14 @@ stopped when it is set.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,62 @@ if TYPE_CHECKING:
 ACTIVE_NAMES = frozenset({"QUEUED", "RUNNING", "CANCELLATION_REQUESTED"})
 
 log = get_logger("batchwatch.daemon")
+
+#: glibc's ``mallopt`` parameter for the most malloc arenas a process may create.
+M_ARENA_MAX = -8
+#: The arenas the daemon's threads share (see ``limit_malloc_arenas``).
+MALLOC_ARENAS = 2
+
+
+@cache
+def _glibc() -> Any:
+    """The C library as a ctypes handle when it is glibc, else None: other allocators (musl,
+    macOS) have neither knob below, and nothing is tuned. Plain calls into libc, no
+    callbacks: nothing that ``MemoryDenyWriteExecute=`` forbids."""
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None
+    except (ValueError, OSError):
+        return None
+    import ctypes
+
+    return ctypes.CDLL(None)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas, as ``MALLOC_ARENA_MAX`` would, unless the environment sets
+    that cap itself (``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``), which then wins. True when
+    the cap was set here.
+
+    glibc gives threads arenas of their own, up to 8 per core, to spare them a lock, and an
+    arena keeps what is freed in it for its own later use. The daemon's threads (poll cycle,
+    list-page workers, API, scheduler) allocate only while holding the GIL, so more arenas
+    buy no speed; they only multiply the memory held between cycles (~3 MB measured on the
+    memory benchmark, figure 5). Process-wide, so it is set once, before threads start."""
+    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
+def release_free_memory() -> None:
+    """Give what a poll cycle freed back to the system (glibc's ``malloc_trim``): glibc
+    otherwise keeps freed pages in its arenas for reuse. Milliseconds, once per cycle."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def releasing(cycle: Callable[[], object]) -> Callable[[], None]:
+    """``cycle``, then ``release_free_memory``, however the cycle ends."""
+
+    def run() -> None:
+        try:
+            cycle()
+        finally:
+            release_free_memory()
+
+    return run
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -63,6 +121,7 @@ class Daemon:
         self.notifier = Notifier()
 
     def run(self) -> int:
+        limit_malloc_arenas()  # before any thread starts
         self._install_signals(self.stop)
         self.start()
         try:
@@ -125,7 +184,7 @@ class Daemon:
         )
         watchdog = self.notifier.watchdog_seconds
         scheduler = PollScheduler(
-            lambda: poll_once(client, store, options),
+            releasing(lambda: poll_once(client, store, options)),
             s.tracking.poll_interval_seconds,
             health,
             on_cycle=metrics.cycle,

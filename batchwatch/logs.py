@@ -12,7 +12,20 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO, cast
 
-import structlog
+# structlog imports rich, when it is installed, as it is itself imported (for the development
+# renderer's tracebacks): about 5 MB of resident memory, with pygments, for the whole life of
+# the daemon, which never renders through rich. An entry of None in sys.modules makes an
+# import raise ImportError (the documented way to keep a module out), which structlog takes
+# as "rich is not installed"; the entry is removed at once, so the CLI's tables still import
+# rich normally. Where rich or structlog is already loaded, nothing changes.
+_KEEP_RICH_OUT = "rich" not in sys.modules and "structlog" not in sys.modules
+if _KEEP_RICH_OUT:
+    sys.modules["rich"] = None  # type: ignore[assignment]
+try:
+    import structlog
+finally:
+    if _KEEP_RICH_OUT and sys.modules.get("rich", sys) is None:
+        del sys.modules["rich"]
 
 _SECRETS: set[str] = set()
 _REDACTED = "[redacted]"
@@ -101,7 +114,10 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     out: TextIO = stream or cast(TextIO, _CurrentStderr())
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        # Plain tracebacks, whether or not rich was loaded before structlog (see above).
+        structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         if use_console
         else structlog.processors.JSONRenderer()
     )

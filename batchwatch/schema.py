@@ -93,8 +93,9 @@ jobs = Table(
     # Serves the poller's "which tracked jobs are active", and the API's status filter in
     # Mistral's default order (newest first) without sorting every matching row.
     Index("ix_jobs_status_created_at_id", "status", "created_at", "id"),
-    # Serves the API's status + model filter.
-    Index("ix_jobs_status_model", "status", "model"),
+    # Serves the API's status + model filter in the same order: the page without a sort,
+    # and without reading the jobs of other models (migration 0004).
+    Index("ix_jobs_status_model_created_at_id", "status", "model", "created_at", "id"),
     # Serves the API's list ordered newest first (Mistral's default order_by=-created).
     Index("ix_jobs_created_at_id", "created_at", "id"),
 )

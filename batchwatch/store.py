@@ -13,12 +13,18 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from sys import intern
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Connection,
+    Dialect,
     Engine,
     RowMapping,
+    Select,
+    String,
     and_,
     bindparam,
     create_engine,
@@ -27,6 +33,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -35,6 +42,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.elements import ColumnElement
 
 from batchwatch import migrate
+from batchwatch.bulk import Bulk, decode_json, decode_time, json_text
 from batchwatch.models import (
     ACTIVE_STATUSES,
     BatchError,
@@ -46,12 +54,11 @@ from batchwatch.models import (
     StoredJob,
     Transition,
 )
-from batchwatch.schema import jobs, progress, sync_state, transitions
-from batchwatch.transitions import Changes
+from batchwatch.schema import UTCDateTime, jobs, progress, sync_state, transitions
+from batchwatch.transitions import Changes, JobWrite
 
 # Any constant works; it only has to be the same for every batchwatch sharing a database.
 _PG_WRITE_LOCK = 0x62617463  # "batc"
-_CHUNK = 500  # ids per IN (...) clause: well under every backend's bound-parameter limit
 
 
 class StoreUnavailable(Exception):
@@ -62,6 +69,33 @@ def _unavailable(exc: DBAPIError) -> StoreUnavailable:
     # The driver's message only: SQLAlchemy's own text carries the SQL and its parameters.
     first = str(exc.orig or exc).strip().splitlines()
     return StoreUnavailable(f"database unavailable: {first[0] if first else type(exc).__name__}")
+
+
+Marks = tuple[int, datetime, datetime | None]
+
+
+class RowCache:
+    """The rows of active jobs as this process last read or wrote them, so that a poll
+    cycle does not decode 10,000 unchanged rows again.
+
+    Never trusted blindly: ``Writer.load`` reads each cached job's marks (``transition_count``,
+    ``last_seen_at``, ``deleted_upstream_at``) under the write lock, and a row whose marks
+    moved is read in full. That is sound because every statement that changes a job row
+    moves one of them (``Writer`` is the only code that changes job rows). Entries only
+    ever go stale, never wrong; a race between two threads' updates costs a re-read.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[StoredJob, Marks]] = {}
+
+    def keep(self, job: StoredJob) -> None:
+        if job.deleted_upstream_at is None and not job.status.is_terminal:
+            self.rows[job.id] = (
+                job,
+                (job.transition_count, job.last_seen_at, job.deleted_upstream_at),
+            )
+        else:
+            self.rows.pop(job.id, None)  # not polled any more: not worth keeping
 
 
 class WriteConflict(Exception):
@@ -125,6 +159,7 @@ class Store:
         self.on_recorded: list[Callable[[Sequence[Transition]], None]] = []
         self.engine = make_engine(url, writer=True, busy_timeout_ms=busy_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.row_cache = RowCache()
         # SQLite: a second engine whose transactions are plain BEGIN, so reads never queue
         # behind the write lock. PostgreSQL's MVCC needs no such split.
         self.reader = (
@@ -147,10 +182,11 @@ class Store:
             with self.engine.begin() as conn:
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
-                writer = Writer(conn)
+                writer = Writer(conn, self.row_cache)
                 yield writer
         except (OperationalError, InterfaceError) as exc:
             raise _unavailable(exc) from exc
+        writer.committed()
         # Committed: now, and only now, the transitions count as recorded.
         if writer.recorded:
             for listener in self.on_recorded:
@@ -164,6 +200,37 @@ class Store:
                 yield conn
         except (OperationalError, InterfaceError) as exc:
             raise _unavailable(exc) from exc
+
+    def _fetch(self, stmt: Select[Any], **params: Any) -> Sequence[Sequence[Any]]:
+        """The rows of one of the fixed reads below, through the driver itself, as it returns
+        them (SQLite: JSON and timestamps as text). A single-job read spends several times
+        longer in SQLAlchemy's execution layers (and, on SQLite, in the ``BEGIN`` and the
+        rollback around one ``SELECT``) than in the database; the statement is still built
+        from the schema and compiled by SQLAlchemy, once per dialect."""
+        compiled = _compiled(self.reader.dialect, stmt)
+        args = compiled.defaults | params
+        dbapi = self.reader.dialect.loaded_dbapi
+        try:
+            # The pool's connection (it pings PostgreSQL's first); the pool raises the
+            # driver's own errors, not SQLAlchemy's.
+            conn = self.reader.raw_connection()
+            try:
+                cursor = conn.cursor()
+                if compiled.order is None:
+                    cursor.execute(compiled.sql, args)
+                else:
+                    cursor.execute(compiled.sql, tuple(args[name] for name in compiled.order))
+                rows: Sequence[Sequence[Any]] = cursor.fetchall()
+                cursor.close()
+            finally:
+                conn.close()  # back to the pool, rolled back
+        except (OperationalError, InterfaceError) as exc:
+            raise _unavailable(exc) from exc
+        except (dbapi.OperationalError, dbapi.InterfaceError) as exc:
+            first = str(exc).strip().splitlines()
+            reason = first[0] if first else type(exc).__name__
+            raise StoreUnavailable(f"database unavailable: {reason}") from exc
+        return rows
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -185,9 +252,12 @@ class Store:
             return {row["id"]: row_to_job(row) for row in conn.execute(query).mappings()}
 
     def get_job(self, job_id: str) -> StoredJob | None:
-        with self.reading() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
-        return row_to_job(row) if row else None
+        rows = self._fetch(_GET_JOB, job_id=job_id)
+        return _JobDecoder()(rows[0]) if rows else None
+
+    def has_job(self, job_id: str) -> bool:
+        """Whether the job is tracked: its primary key alone, no row decoded."""
+        return bool(self._fetch(_HAS_JOB, job_id=job_id))
 
     def list_jobs(self, q: JobQuery) -> tuple[list[StoredJob], int]:
         conditions: list[ColumnElement[bool]] = []
@@ -205,34 +275,24 @@ class Store:
             if q.newest_first
             else (jobs.c.created_at.asc(), jobs.c.id.asc())
         )
-        page = select(jobs).where(where).order_by(*order)
+        # The columns as the driver returns them: decoded below, not by SQLAlchemy's result
+        # processing (most of a page's time went to it).
+        page = select(*_JOB_COLUMNS_AS_STORED).where(where).order_by(*order)
         page = page.limit(q.page_size).offset(q.page * q.page_size)
-        with self.reading() as conn:
+        with self.reading() as conn:  # one transaction (SQLite: one snapshot for both)
             total = conn.execute(select(func.count()).select_from(jobs).where(where)).scalar_one()
-            rows = [row_to_job(row) for row in conn.execute(page).mappings()]
-        return rows, int(total)
+            found = conn.execute(page).all()
+        decode = _JobDecoder()
+        return [decode(row) for row in found], int(total)
 
     def transitions(self, job_id: str) -> list[Transition]:
-        query = (
-            select(transitions).where(transitions.c.job_id == job_id).order_by(transitions.c.seq)
-        )
-        with self.reading() as conn:
-            return [row_to_transition(row) for row in conn.execute(query).mappings()]
+        return [_transition_of(row) for row in self._fetch(_JOB_TRANSITIONS, job_id=job_id)]
 
     def progress(self, job_id: str) -> list[ProgressSample]:
-        query = select(progress).where(progress.c.job_id == job_id).order_by(progress.c.id)
-        with self.reading() as conn:
-            return [row_to_progress(row) for row in conn.execute(query).mappings()]
+        return [_progress_of(row) for row in self._fetch(_JOB_PROGRESS, job_id=job_id)]
 
     def feed(self, after: int, limit: int) -> list[Transition]:
-        query = (
-            select(transitions)
-            .where(transitions.c.id > after)
-            .order_by(transitions.c.id)
-            .limit(limit)
-        )
-        with self.reading() as conn:
-            return [row_to_transition(row) for row in conn.execute(query).mappings()]
+        return [_transition_of(row) for row in self._fetch(_FEED, after=after, limit=limit)]
 
     def count_by_status(self) -> dict[str, int]:
         query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
@@ -251,86 +311,145 @@ class Store:
 
 
 class Writer:
-    """The operations of one write transaction (see ``Store.write``)."""
+    """The operations of one write transaction (see ``Store.write``).
 
-    def __init__(self, conn: Connection) -> None:
+    The poll cycle's statements go through ``Bulk``: a cycle over 10,000 jobs is a handful
+    of round trips, not one per job.
+    """
+
+    def __init__(self, conn: Connection, cache: RowCache | None = None) -> None:
         self.conn = conn
+        self.bulk = Bulk(conn)
         self.recorded: list[Transition] = []
+        self._cache = cache
+        self._loaded: dict[str, StoredJob] = {}
+        self._after: list[StoredJob] = []  # rows as this transaction leaves them (touched)
+        self._changed: set[str] = set()  # rows this transaction rewrote
 
     def load(self, job_ids: Collection[str]) -> dict[str, StoredJob]:
+        """The stored rows of ``job_ids``, as of this transaction (see ``RowCache``: a cached
+        row is reused only if its marks, read now, have not moved)."""
+        wanted = set(job_ids)
         found: dict[str, StoredJob] = {}
-        ids = list(job_ids)
-        for start in range(0, len(ids), _CHUNK):
-            query = select(jobs).where(jobs.c.id.in_(ids[start : start + _CHUNK]))
-            for row in self.conn.execute(query).mappings():
-                found[row["id"]] = row_to_job(row)
+        cached = self._cache.rows if self._cache is not None else {}
+        candidates = [i for i in wanted if i in cached]
+        if candidates:
+            decode = _JobDecoder()
+            for job_id, count, last_seen, deleted in self.bulk.select_in(
+                jobs, _MARK_COLUMNS, candidates
+            ):
+                job, marks = cached.get(job_id, (None, None))
+                if job is not None and marks == (
+                    count,
+                    decode.time(last_seen),
+                    decode.time(deleted),
+                ):
+                    found[job_id] = job
+        decode = _JobDecoder()
+        for row in self.bulk.select_in(jobs, _JOB_COLUMNS, [i for i in wanted if i not in found]):
+            found[row[0]] = decode(row)
+        self._loaded.update(found)
         return found
 
     def apply(self, changes: Changes, now: datetime, source: JobSource) -> None:
         """Persist ``changes`` (planned against rows read in this same transaction)."""
+        bulk = self.bulk
+        at = bulk.time(now)  # one instant for the whole write: encoded once
         new = [w for w in changes.writes if w.is_new]
         old = [w for w in changes.writes if not w.is_new]
         if new:
             rows = [
-                _job_row(w.job, w.new_count, keep_status=False)
-                | {
-                    "id": w.job.id,
-                    "source": source.value,
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                }
+                (w.job.id, w.job.status.value, *_snapshot(w.job, w.new_count), source.value, at, at)
                 for w in new
             ]
-            self.conn.execute(insert(jobs), rows)
+            bulk.insert(jobs, _NEW_JOB_COLUMNS, rows)
         if old:
-            self._update_jobs(old, now)
-        self.touch(changes.touched, now)
+            self._update_jobs(old, at)
+        bulk.set_for_ids(jobs, jobs.c.last_seen_at, at, list(changes.touched))
+        self._changed.update(w.job.id for w in changes.writes)
+        for job_id in changes.touched:
+            if (seen := self._loaded.get(job_id)) is not None:
+                self._after.append(
+                    StoredJob(
+                        seen.remote,
+                        seen.source,
+                        seen.first_seen_at,
+                        now,
+                        seen.transition_count,
+                        seen.deleted_upstream_at,
+                    )
+                )
         if changes.transitions:
             self.recorded += changes.transitions
-            self.conn.execute(
-                insert(transitions), [_transition_row(t) for t in changes.transitions]
-            )
-        if changes.progress:
-            self.conn.execute(insert(progress), [_progress_row(p) for p in changes.progress])
-
-    def _update_jobs(self, writes: Sequence[Any], now: datetime) -> None:
-        for keep_status in (False, True):
-            batch = [w for w in writes if w.keep_status is keep_status]
-            if not batch:
-                continue
-            params = [
-                {f"b_{k}": v for k, v in _job_row(w.job, w.new_count, keep_status).items()}
-                | {"b_id_": w.job.id, "b_expected": w.expected_count, "b_seen": now}
-                for w in batch
+            rows = [
+                (
+                    t.job_id,
+                    t.seq,
+                    t.from_status.value if t.from_status else None,
+                    t.to_status.value,
+                    at if t.observed_at is now else bulk.time(t.observed_at),
+                    bulk.time(t.last_seen_before),
+                    t.source,
+                )
+                for t in changes.transitions
             ]
-            columns = _job_row(batch[0].job, 0, keep_status).keys()
-            stmt = (
-                update(jobs)
-                .where(
-                    jobs.c.id == bindparam("b_id_"),
-                    jobs.c.transition_count == bindparam("b_expected"),
+            bulk.insert(transitions, _TRANSITION_COLUMNS, rows)
+        if changes.progress:
+            rows = [
+                (
+                    p.job_id,
+                    at if p.observed_at is now else bulk.time(p.observed_at),
+                    p.counters.total,
+                    p.counters.completed,
+                    p.counters.succeeded,
+                    p.counters.failed,
                 )
-                .values(
-                    {c: bindparam(f"b_{c}") for c in columns}
-                    | {"last_seen_at": bindparam("b_seen")}
-                )
-            )
-            result = self.conn.execute(stmt, params)
-            if result.rowcount != len(params):
-                raise WriteConflict(
-                    f"{len(params) - result.rowcount} job(s) changed under this write"
-                )
+                for p in changes.progress
+            ]
+            bulk.insert(progress, _PROGRESS_COLUMNS, rows)
+
+    def _update_jobs(self, writes: Sequence[JobWrite], at: Any) -> None:
+        """Compare-and-set: each row is written only if its ``transition_count`` is still the
+        one this transaction read. ``at``: the write's instant, as a driver value."""
+        keys = (jobs.c.id, jobs.c.transition_count)
+        # An UNKNOWN observation refreshes every field but the last known status.
+        moved = [
+            (w.job.status.value, *_snapshot(w.job, w.new_count), at, w.job.id, w.expected_count)
+            for w in writes
+            if not w.keep_status
+        ]
+        kept = [
+            (*_snapshot(w.job, w.new_count), at, w.job.id, w.expected_count)
+            for w in writes
+            if w.keep_status
+        ]
+        matched = self.bulk.update_where(
+            jobs, (jobs.c.status, *_SNAPSHOT_COLUMNS, jobs.c.last_seen_at), keys, moved
+        )
+        matched += self.bulk.update_where(
+            jobs, (*_SNAPSHOT_COLUMNS, jobs.c.last_seen_at), keys, kept
+        )
+        if matched != len(writes):
+            raise WriteConflict(f"{len(writes) - matched} job(s) changed under this write")
 
     def touch(self, job_ids: Collection[str], now: datetime) -> None:
-        ids = list(job_ids)
-        for start in range(0, len(ids), _CHUNK):
-            self.conn.execute(
-                update(jobs)
-                .where(jobs.c.id.in_(ids[start : start + _CHUNK]))
-                .values(last_seen_at=now)
-            )
+        self._changed.update(job_ids)
+        self.bulk.set_for_ids(jobs, jobs.c.last_seen_at, self.bulk.time(now), list(job_ids))
+
+    def committed(self) -> None:
+        """Called once the transaction committed: what it read and left behind is cached."""
+        if self._cache is None:
+            return
+        for job in self._loaded.values():
+            if job.id not in self._changed:
+                self._cache.keep(job)
+        for job in self._after:
+            self._cache.keep(job)
+        for job_id in self._changed:
+            self._cache.rows.pop(job_id, None)  # rewritten: read it back next time
 
     def mark_deleted(self, job_id: str, now: datetime) -> None:
+        self._changed.add(job_id)
         self.conn.execute(update(jobs).where(jobs.c.id == job_id).values(deleted_upstream_at=now))
 
     def set_state(self, name: str, value: str) -> None:
@@ -348,52 +467,148 @@ class Writer:
 # ---- row mapping -----------------------------------------------------------------------
 
 
-def _job_row(job: RemoteJob, transition_count: int, keep_status: bool) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "raw_status": job.raw_status,
-        "endpoint": job.endpoint,
-        "model": job.model,
-        "agent_id": job.agent_id,
-        "input_files": list(job.input_files),
-        "job_metadata": dict(job.metadata) if job.metadata is not None else None,
-        "output_file": job.output_file,
-        "error_file": job.error_file,
-        "errors": [{"message": e.message, "count": e.count} for e in job.errors],
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "completed_at": job.completed_at,
-        "total_requests": job.counters.total,
-        "completed_requests": job.counters.completed,
-        "succeeded_requests": job.counters.succeeded,
-        "failed_requests": job.counters.failed,
-        "transition_count": transition_count,
-    }
-    if not keep_status:
-        row["status"] = job.status.value
-    return row
+#: What Mistral reports of a job, as stored (all but the status, which an UNKNOWN keeps).
+_SNAPSHOT_COLUMNS = (
+    jobs.c.raw_status,
+    jobs.c.endpoint,
+    jobs.c.model,
+    jobs.c.agent_id,
+    jobs.c.input_files,
+    jobs.c.job_metadata,
+    jobs.c.output_file,
+    jobs.c.error_file,
+    jobs.c.errors,
+    jobs.c.created_at,
+    jobs.c.started_at,
+    jobs.c.completed_at,
+    jobs.c.total_requests,
+    jobs.c.completed_requests,
+    jobs.c.succeeded_requests,
+    jobs.c.failed_requests,
+    jobs.c.transition_count,
+)
+_NEW_JOB_COLUMNS = (
+    jobs.c.id,
+    jobs.c.status,
+    *_SNAPSHOT_COLUMNS,
+    jobs.c.source,
+    jobs.c.first_seen_at,
+    jobs.c.last_seen_at,
+)
+_JOB_COLUMNS = (*_NEW_JOB_COLUMNS, jobs.c.deleted_upstream_at)
+#: The id, then what every change to a job row moves (``RowCache``).
+_MARK_COLUMNS = (
+    jobs.c.id,
+    jobs.c.transition_count,
+    jobs.c.last_seen_at,
+    jobs.c.deleted_upstream_at,
+)
+_TRANSITION_COLUMNS = (
+    transitions.c.job_id,
+    transitions.c.seq,
+    transitions.c.from_status,
+    transitions.c.to_status,
+    transitions.c.observed_at,
+    transitions.c.last_seen_before,
+    transitions.c.source,
+)
+_PROGRESS_COLUMNS = (
+    progress.c.job_id,
+    progress.c.observed_at,
+    progress.c.total_requests,
+    progress.c.completed_requests,
+    progress.c.succeeded_requests,
+    progress.c.failed_requests,
+)
 
 
-def _transition_row(t: Transition) -> dict[str, Any]:
-    return {
-        "job_id": t.job_id,
-        "seq": t.seq,
-        "from_status": t.from_status.value if t.from_status else None,
-        "to_status": t.to_status.value,
-        "observed_at": t.observed_at,
-        "last_seen_before": t.last_seen_before,
-        "source": t.source,
-    }
+def _snapshot(job: RemoteJob, transition_count: int) -> tuple[Any, ...]:
+    """``job`` as the driver values of ``_SNAPSHOT_COLUMNS``."""
+    c = job.counters
+    return (
+        job.raw_status,
+        job.endpoint,
+        job.model,
+        job.agent_id,
+        json_text(list(job.input_files)),
+        json_text(dict(job.metadata) if job.metadata is not None else None),
+        job.output_file,
+        job.error_file,
+        json_text([{"message": e.message, "count": e.count} for e in job.errors]),
+        job.created_at,
+        job.started_at,
+        job.completed_at,
+        c.total,
+        c.completed,
+        c.succeeded,
+        c.failed,
+        transition_count,
+    )
 
 
-def _progress_row(p: ProgressSample) -> dict[str, Any]:
-    return {
-        "job_id": p.job_id,
-        "observed_at": p.observed_at,
-        "total_requests": p.counters.total,
-        "completed_requests": p.counters.completed,
-        "succeeded_requests": p.counters.succeeded,
-        "failed_requests": p.counters.failed,
-    }
+class _JobDecoder:
+    """Rows of ``_JOB_COLUMNS`` as the driver returned them → ``StoredJob``.
+
+    One decoder serves one load. Rows of one load share most timestamps (every job seen in
+    the last cycle has its instant) and often their metadata, so each distinct text is
+    parsed once."""
+
+    def __init__(self) -> None:
+        self._times: dict[Any, datetime | None] = {}
+        self._metadata: dict[Any, Any] = {}
+
+    def time(self, value: Any) -> datetime | None:
+        if value in self._times:
+            return self._times[value]
+        decoded = self._times[value] = decode_time(value)
+        return decoded
+
+    def _meta(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # PostgreSQL: already decoded, one object per row
+        found = self._metadata.get(value, _MISSING)
+        if found is _MISSING:
+            decoded = decode_json(value)
+            # Shared between the jobs that have it: read-only from here on.
+            found = self._metadata[value] = (
+                MappingProxyType(decoded) if isinstance(decoded, dict) else decoded
+            )
+        return found
+
+    def __call__(self, row: Sequence[Any]) -> StoredJob:
+        (
+            job_id, status, raw_status, endpoint, model, agent_id, input_files, metadata,
+            output_file, error_file, errors, created_at, started_at, completed_at,
+            total, completed, succeeded, failed, transition_count,
+            source, first_seen_at, last_seen_at, deleted_upstream_at,
+        ) = row  # fmt: skip
+        remote = RemoteJob(
+            job_id,
+            JobStatus.parse(status),
+            intern(raw_status),  # cached rows share these few strings instead of a copy each
+            intern(endpoint),
+            tuple(decode_json(input_files)),
+            intern(model) if model is not None else None,
+            agent_id,
+            self._meta(metadata),
+            output_file,
+            error_file,
+            tuple(BatchError(e["message"], e.get("count", 1)) for e in decode_json(errors)),
+            created_at,
+            started_at,
+            completed_at,
+            Counters(total, completed, succeeded, failed),
+        )
+        first, last = self.time(first_seen_at), self.time(last_seen_at)
+        assert first is not None
+        assert last is not None
+        return StoredJob(
+            remote, _SOURCES[source], first, last, transition_count, self.time(deleted_upstream_at)
+        )
+
+
+_MISSING = object()
+_SOURCES = {s.value: s for s in JobSource}
 
 
 def _counters(row: RowMapping) -> Counters:
@@ -433,23 +648,98 @@ def row_to_job(row: RowMapping) -> StoredJob:
     )
 
 
-def row_to_transition(row: RowMapping) -> Transition:
+# ---- the API's reads: statements, compiled once per dialect, and their rows decoded ---------
+
+#: ``_JOB_COLUMNS`` (the order ``_JobDecoder`` reads) with the JSON and timestamp columns
+#: left as the driver returns them: ``_JobDecoder`` decodes them faster than SQLAlchemy.
+_JOB_COLUMNS_AS_STORED = tuple(
+    type_coerce(c, String()) if isinstance(c.type, JSON | UTCDateTime) else c for c in _JOB_COLUMNS
+)
+_GET_JOB = select(*_JOB_COLUMNS).where(jobs.c.id == bindparam("job_id"))
+_HAS_JOB = select(jobs.c.id).where(jobs.c.id == bindparam("job_id"))
+_TRANSITION_READ = (
+    transitions.c.id,
+    transitions.c.job_id,
+    transitions.c.seq,
+    transitions.c.from_status,
+    transitions.c.to_status,
+    transitions.c.observed_at,
+    transitions.c.last_seen_before,
+    transitions.c.source,
+)
+# (job_id, seq) is unique: its index serves this, in order.
+_JOB_TRANSITIONS = (
+    select(*_TRANSITION_READ)
+    .where(transitions.c.job_id == bindparam("job_id"))
+    .order_by(transitions.c.seq)
+)
+_FEED = (
+    select(*_TRANSITION_READ)
+    .where(transitions.c.id > bindparam("after"))
+    .order_by(transitions.c.id)
+    .limit(bindparam("limit"))
+)
+_JOB_PROGRESS = (
+    select(
+        progress.c.id,
+        progress.c.job_id,
+        progress.c.observed_at,
+        progress.c.total_requests,
+        progress.c.completed_requests,
+        progress.c.succeeded_requests,
+        progress.c.failed_requests,
+    )
+    .where(progress.c.job_id == bindparam("job_id"))
+    .order_by(progress.c.id)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    order: tuple[str, ...] | None  # the parameters' order (SQLite's ?), None when named
+    defaults: dict[str, Any]  # values SQLAlchemy bound itself (SQLite's OFFSET 0)
+
+
+_COMPILED: dict[tuple[str, int], _Compiled] = {}
+
+
+def _compiled(dialect: Dialect, stmt: Select[Any]) -> _Compiled:
+    """``stmt`` (one of the module's own statements) as SQL for the driver of ``dialect``."""
+    key = (dialect.name, id(stmt))
+    found = _COMPILED.get(key)
+    if found is None:
+        c = stmt.compile(dialect=dialect)
+        order = tuple(c.positiontup or ()) if c.positional else None
+        found = _COMPILED[key] = _Compiled(str(c), order, dict(c.params))
+    return found
+
+
+def _transition_of(row: Sequence[Any]) -> Transition:
+    """A row of ``_TRANSITION_READ`` as the driver returned it."""
+    id_, job_id, seq, from_status, to_status, observed_at, last_seen_before, source = row
+    observed = decode_time(observed_at)
+    assert observed is not None
     return Transition(
-        id=row["id"],
-        job_id=row["job_id"],
-        seq=row["seq"],
-        from_status=JobStatus.parse(row["from_status"]) if row["from_status"] else None,
-        to_status=JobStatus.parse(row["to_status"]),
-        observed_at=row["observed_at"],
-        last_seen_before=row["last_seen_before"],
-        source=row["source"],
+        id=id_,
+        job_id=job_id,
+        seq=seq,
+        from_status=JobStatus.parse(from_status) if from_status else None,
+        to_status=JobStatus.parse(to_status),
+        observed_at=observed,
+        last_seen_before=decode_time(last_seen_before),
+        source=source,
     )
 
 
-def row_to_progress(row: RowMapping) -> ProgressSample:
+def _progress_of(row: Sequence[Any]) -> ProgressSample:
+    """A row of ``_JOB_PROGRESS`` as the driver returned it."""
+    id_, job_id, observed_at, total, completed, succeeded, failed = row
+    observed = decode_time(observed_at)
+    assert observed is not None
     return ProgressSample(
-        id=row["id"],
-        job_id=row["job_id"],
-        observed_at=row["observed_at"],
-        counters=_counters(row),
+        id=id_,
+        job_id=job_id,
+        observed_at=observed,
+        counters=Counters(total, completed, succeeded, failed),
     )

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "batchwatch"
 ALLOWED: dict[str, set[str]] = {
     "requests": {"client"},
     "urllib3": {"client"},
-    "sqlalchemy": {"schema", "store", "migrate", "intents"},
+    "sqlalchemy": {"schema", "store", "bulk", "migrate", "intents"},
     "alembic": {"migrate"},
     "apscheduler": {"scheduler"},
     "uvicorn": {"daemon", "simulator"},

@@ -70,3 +70,51 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
     finally:
         store.close()
+
+
+def test_the_head_read_from_the_scripts_is_alembics(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    try:
+        assert migrate.shipped_head() == migrate.head_revision(store.engine)
+    finally:
+        store.close()
+
+
+def test_an_older_database_is_brought_to_head(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    try:
+        migrate.upgrade(store.engine, "0001")
+        with store.engine.connect() as conn:
+            assert migrate.stored_revisions(conn) == {"0001"}
+        store.migrate()
+        assert migrate.current_revision(store.engine) == migrate.head_revision(store.engine)
+    finally:
+        store.close()
+    _assert_no_drift(sqlite_url)
+
+
+def test_a_revision_the_scripts_do_not_know_is_an_error_not_a_pass(sqlite_url: str) -> None:
+    """A database written by a newer batchwatch: Alembic's error, as before the shortcut."""
+    store = Store(sqlite_url)
+    try:
+        store.migrate()
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(Exception, match="9999"):
+            store.migrate()
+    finally:
+        store.close()
+
+
+def test_script_revisions_are_read_without_importing_them() -> None:
+    read = migrate._assignments
+    assert read('revision = "0001"\ndown_revision = None\n') == ("0001", set())
+    assert read('revision: str = "0002"\ndown_revision: str | None = "0001"\n') == (
+        "0002",
+        {"0001"},
+    )
+    assert read('revision = "m"\ndown_revision = ("a", "b")\n') == ("m", {"a", "b"})
+    # Anything but literals: the question goes to Alembic.
+    assert read("revision = make_id()\ndown_revision = None\n") is None
+    assert read("down_revision = None\n") is None
+    assert read("revision = (\n") is None

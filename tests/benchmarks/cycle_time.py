@@ -172,13 +172,20 @@ def timing(ctx: Context) -> tuple[list[Row], float, dict[int, float]]:
             f"  {t.concurrency:>11}  {spread(t.cycles):<36} {median(t.floors):>16.3f}"
             f" {median(t.cycles) - median(t.floors):>13.3f}"
         )
-        default = " (default)" if t.concurrency == 4 else ""
+        default = " (default)" if t.concurrency == PollOptions().concurrency else ""
+        # The cycle's round trips one after another: the first page (it gives the total),
+        # the other 99 pages `concurrency` at a time, the discovery page. No client gets
+        # under this, whatever its speed.
+        rounds = 2 + math.ceil((math.ceil(ACTIVE / 100) - 1) / t.concurrency)
+        latency_floor = rounds * LATENCY_MS / 1000
+        reachable = latency_floor < TARGET_SECONDS
         rows.append(
             Row(
                 f"2. cycle time, 10k active, 20 ms, concurrency {t.concurrency}{default}",
-                f"{median(t.cycles):.3f} s (upstream floor {median(t.floors):.3f} s)",
-                f"<= {TARGET_SECONDS} s",
-                median(t.cycles) <= TARGET_SECONDS,
+                f"{median(t.cycles):.3f} s (upstream floor {median(t.floors):.3f} s,"
+                f" {rounds} round trips = {latency_floor:.2f} s)",
+                f"<= {TARGET_SECONDS} s" if reachable else "none: round trips alone exceed it",
+                median(t.cycles) <= TARGET_SECONDS if reachable else None,
             )
         )
     say("  the cycle's steps, each alone (concurrency 4, medians):")

@@ -53,13 +53,14 @@ PEAK_TARGET_MB = 100.0
 SLOPE_TARGET = 10.0  # MB per 1,000 cycles; what a few minutes of samples can resolve
 CHURN_PER_SECOND = 10
 
-# What the daemon's process holds before it has any data: the modules it imports.
+# What the daemon's process holds before it has any data: the modules it imports, in the
+# way it imports them (structlog through batchwatch.logs, which keeps rich out; no alembic,
+# which ``Store.migrate`` loads only when the database is behind).
 IMPORTS = (
-    "structlog",
+    "batchwatch.logs",
     "requests",
     "pydantic",
     "sqlalchemy",
-    "alembic",
     "apscheduler",
     "prometheus_client",
     "fastapi",
@@ -68,6 +69,8 @@ IMPORTS = (
     "batchwatch.api",
     "batchwatch.daemon",
 )
+#: Lines shown from the snapshot taken at a cycle's peak (``--profile``).
+PEAK_LINES = 15
 
 
 @dataclass
@@ -139,17 +142,21 @@ def _seed_active(sim: Simulator) -> list[str]:
 
 def python_memory_by_step(ctx: Context) -> None:
     """``--profile``: the Python memory (tracemalloc) that each step of one steady cycle
-    over 10,000 active jobs holds, run in this process against its own simulator."""
+    over 10,000 active jobs holds, run in this process against its own simulator; then what
+    is alive at the peak of one whole ``poll_once``, line by line."""
     store = Store(f"sqlite:///{ctx.workdir / 'memory-steps.db'}")
     store.migrate()
     held: dict[str, float] = {}
     with Simulator(ctx.workdir) as sim, MistralClient(sim.url, SIM_KEY, pool_size=6) as client:
         _seed_active(sim)
+        gc.collect()
+        tracemalloc.start()
+        empty = tracemalloc.get_traced_memory()[0]
         poll_once(client, store, PollOptions())
         poll_once(client, store, PollOptions())
         gc.collect()
-        tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
+        held["kept between cycles (caches), after two"] = (base - empty) / 1e6
 
         def mark(name: str) -> None:
             held[name] = (tracemalloc.get_traced_memory()[0] - base) / 1e6
@@ -171,13 +178,57 @@ def python_memory_by_step(ctx: Context) -> None:
         gc.collect()
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-        poll_once(client, store, PollOptions())
-        held["peak of one whole poll_once"] = (tracemalloc.get_traced_memory()[1] - base) / 1e6
+        baseline = tracemalloc.take_snapshot()
+        with PeakSnapshot() as at_peak:
+            poll_once(client, store, PollOptions())
+        held["peak of one whole poll_once, above those caches"] = (
+            tracemalloc.get_traced_memory()[1] - base
+        ) / 1e6
+        gc.collect()
+        held["kept after it, above those caches"] = (
+            tracemalloc.get_traced_memory()[0] - base
+        ) / 1e6
         tracemalloc.stop()
     store.close()
-    say("  Python memory held by a steady cycle's steps (tracemalloc, MB, cumulative):")
+    say("  Python memory held by a steady cycle's steps (tracemalloc, MB; steps cumulative):")
     for name, mb in held.items():
         say(f"    {mb:6.1f}  {name}")
+    if at_peak.snapshot is not None:
+        say(
+            f"  alive at the peak of one poll_once ({at_peak.size / 1e6:.1f} MB traced in all),"
+            " by the line that allocated it (MB, blocks):"
+        )
+        for stat in at_peak.snapshot.compare_to(baseline, "lineno")[:PEAK_LINES]:
+            frame = stat.traceback[0]
+            where = frame.filename.split("site-packages/")[-1].split("/batchwatch/")[-1]
+            say(f"    {stat.size_diff / 1e6:6.2f} {stat.count_diff:8d}  {where}:{frame.lineno}")
+
+
+class PeakSnapshot(threading.Thread):
+    """While the block runs, a tracemalloc snapshot each time the traced memory reaches a
+    new high (by 0.5 MB): the last one is what was alive at the peak. Taking a snapshot
+    holds the GIL, so the measured code is paused, not changed, while it is taken."""
+
+    def __init__(self, step: int = 500_000) -> None:
+        super().__init__(name="peak-snapshot", daemon=True)
+        self.step = step
+        self.size = 0
+        self.snapshot: tracemalloc.Snapshot | None = None
+        self._done = threading.Event()
+
+    def __enter__(self) -> PeakSnapshot:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self.join()
+
+    def run(self) -> None:
+        while not self._done.wait(0.002):
+            current = tracemalloc.get_traced_memory()[0]
+            if current > self.size + self.step:
+                self.size, self.snapshot = current, tracemalloc.take_snapshot()
 
 
 def figure(ctx: Context) -> list[Row]:
