@@ -26,9 +26,7 @@ from tests.test_migrations import pg_schema_url  # noqa: F401 - fixture
 
 T0 = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 
-_text = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
-)
+_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
 _epoch = st.integers(min_value=0, max_value=2**40)
 _counters = st.builds(
     Counters,

@@ -49,9 +49,10 @@ def jobs(count: int) -> list[RemoteJob]:
 
 
 def draw(table: object, width: int) -> str:
-    out = Console(file=io.StringIO(), force_terminal=True, width=width, color_system="truecolor")
+    buffer = io.StringIO()
+    out = Console(file=buffer, force_terminal=True, width=width, color_system="truecolor")
     out.print(table)
-    return out.file.getvalue()  # type: ignore[attr-defined]
+    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("width", [40, 80, 119, 120, 140, 160, 200, 260])
@@ -59,7 +60,7 @@ def draw(table: object, width: int) -> str:
 def test_the_width_hint_changes_nothing_drawn(
     monkeypatch: pytest.MonkeyPatch, width: int, compact: bool
 ) -> None:
-    monkeypatch.setattr(display.time, "time", lambda: NOW)
+    monkeypatch.setattr("batchwatch.display.time.time", lambda: NOW)
     terminal = Console(file=io.StringIO(), width=width)
     monkeypatch.setattr(display, "console", lambda: terminal)
     hinted = 0

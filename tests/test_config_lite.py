@@ -101,7 +101,7 @@ api_values = {
     "token_file": st.one_of(texts, st.sampled_from(["/run/bw/token", "~/token", ""]), anything),
 }
 #: Valid values of the other sections: those are the daemon's, but the file must still parse.
-OTHER = {
+OTHER: dict[str, dict[str, Any]] = {
     "mistral": {"server_url": "http://127.0.0.1:1", "timeout_seconds": 5, "max_retries": 1},
     "tracking": {"poll_interval_seconds": 0.5, "discover": "mine", "page_size": 10},
     "database": {"url": "sqlite:///x.db"},
@@ -154,7 +154,7 @@ def environments() -> st.SearchStrategy[dict[str, str]]:
 @example(data={"api": {"port": 8765.0}}, env={}, via_env=True)
 @example(data={"state_dir": "/tmp/state"}, env={}, via_env=False)
 @example(data={"api": {"host": "::"}}, env={"BATCHWATCH_API_PORT": " 9000"}, via_env=False)
-@example(data={"api": 5}, env={"BATCHWATCH_API_PORT": "1"}, via_env=False)  # type: ignore[dict-item]
+@example(data={"api": 5}, env={"BATCHWATCH_API_PORT": "1"}, via_env=False)
 def test_lite_reader_equals_the_full_settings(
     tmp_path: Path, data: dict[str, Any], env: dict[str, str], via_env: bool
 ) -> None:
