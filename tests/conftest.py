@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from batchwatch import logs
 from batchwatch.daemon import Daemon
 from batchwatch.simulator import RunningSimulator, SimulatorSettings, start_in_thread
+from batchwatch.store import Store
 from tests.helpers import SIM_API_KEY, daemon_settings
 
 
@@ -57,3 +60,34 @@ def sqlite_url(tmp_path: Path) -> str:
 
 def postgres_url() -> str | None:
     return os.environ.get("BATCHWATCH_TEST_DATABASE_URL") or None
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema per test, dropped afterwards."""
+    base = postgres_url()
+    if base is None:
+        pytest.skip("BATCHWATCH_TEST_DATABASE_URL is not set: no PostgreSQL to test against")
+    schema = f"bw_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Store]:
+    """A migrated store, once on a SQLite file and once in a fresh PostgreSQL schema."""
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
+    s = Store(url)
+    s.migrate()
+    try:
+        yield s
+    finally:
+        s.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,7 +43,6 @@ from batchwatch.models import (
 from batchwatch.schema import jobs
 from batchwatch.store import JobQuery, Store, row_to_job
 from batchwatch.transitions import plan
-from tests.test_migrations import pg_schema_url  # noqa: F401 - fixture
 from tests.test_transitions import remote
 
 T0 = datetime(2026, 11, 26, 12, 0, 0, 250_000, tzinfo=UTC)
@@ -72,17 +70,6 @@ def rich(status: str, completed: int) -> RemoteJob:
         completed_at=1_795_000_600 if status == "SUCCESS" else None,
         counters=Counters(total=10, completed=completed, succeeded=completed - 1, failed=1),
     )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Store]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
-    s = Store(url)
-    s.migrate()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def observe(store: Store, at: datetime, *seen: RemoteJob) -> None:

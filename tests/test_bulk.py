@@ -9,7 +9,6 @@ typed reads return, that its own reads agree, and that compare-and-set still hol
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +21,6 @@ from batchwatch.models import BatchError, Counters, JobSource, JobStatus, Remote
 from batchwatch.schema import progress, transitions
 from batchwatch.store import Store, WriteConflict
 from batchwatch.transitions import plan
-from tests.test_migrations import pg_schema_url  # noqa: F401 - fixture
 
 T0 = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -61,17 +59,6 @@ def remote_jobs(draw: st.DrawFn, job_id: str) -> RemoteJob:
         completed_at=draw(st.none() | _epoch),
         counters=draw(_counters),
     )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Store]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
-    s = Store(url)
-    s.migrate()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _write(store: Store, observed: list[RemoteJob], at: datetime) -> None:

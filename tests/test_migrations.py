@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from batchwatch import migrate
 from batchwatch.schema import metadata
 from batchwatch.store import Store
-from tests.conftest import postgres_url
-
-
-@pytest.fixture
-def pg_schema_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema per test, dropped afterwards."""
-    base = postgres_url()
-    if base is None:
-        pytest.skip("BATCHWATCH_TEST_DATABASE_URL is not set: no PostgreSQL to test against")
-    schema = f"bw_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _assert_no_drift(url: str) -> None:

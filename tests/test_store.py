@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,21 +12,9 @@ from batchwatch.models import JobSource, JobStatus
 from batchwatch.schema import transitions
 from batchwatch.store import JobQuery, Store, WriteConflict
 from batchwatch.transitions import plan
-from tests.test_migrations import pg_schema_url  # noqa: F401 - fixture
 from tests.test_transitions import remote
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Store]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
-    s = Store(url)
-    s.migrate()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def record(store: Store, *statuses: str, job_id: str = "job-1", at: datetime = T0) -> None:
