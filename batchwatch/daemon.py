@@ -6,6 +6,7 @@ stopped when it is set.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -119,8 +120,11 @@ class Daemon:
         #: True when shutdown left a poll cycle running (see ``close``).
         self.abandoned_cycle = False
         self.notifier = Notifier()
+        #: Set by ``run``: the process is the daemon's alone, so process-wide knobs apply.
+        self._own_process = False
 
     def run(self) -> int:
+        self._own_process = True
         limit_malloc_arenas()  # before any thread starts
         self._install_signals(self.stop)
         self.start()
@@ -208,11 +212,17 @@ class Daemon:
         )
         self._web.start()
         self._closers.append(lambda: self._stop_server(server))
+        _wait_started(server)
+        # What start-up built lives as long as the daemon: move it out of the collector's
+        # reach, so a full collection (a pause in every request it lands on) walks only
+        # what the daemon allocates afterwards.
+        if self._own_process:
+            gc.collect()
+            gc.freeze()
         scheduler.start()
         self._closers.append(lambda: self._stop_scheduler(scheduler))
         host, port = sock.getsockname()[:2]
         self.api_url = _http_url(host, port)
-        _wait_started(server)
         log.info(
             "daemon_started",
             api=self.api_url,
