@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -63,6 +64,15 @@ class RetryPolicy:
     backoff_max: float = 30.0
     jitter: float = 0.5
 
+    def backoff(self, retry: int) -> float:
+        """Seconds before retry number ``retry`` (0-based), as urllib3 counts them: the
+        first retry goes at once, then ``backoff_factor * 2**retry`` plus jitter, capped."""
+        if retry == 0:
+            return 0.0
+        return min(
+            self.backoff_max, self.backoff_factor * 2.0**retry + random.uniform(0, self.jitter)
+        )
+
 
 class Stopping(Exception):
     """Raised out of a retry wait when the daemon is shutting down."""
@@ -100,6 +110,18 @@ class _Gate:
                 time.sleep(delay)
             elif self._stop.wait(delay):
                 raise Stopping("shutting down")
+
+
+class _BrokenBody(ApiError):
+    """The response's headers arrived but its body broke off (connection reset, cut short)."""
+
+
+#: Failures while the body is read, after urllib3 handed the response over: its Retry never
+#: sees them, so ``_json`` retries a read that ends in one.
+_BODY_ERRORS = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class _StoppableRetry(Retry):
@@ -206,7 +228,7 @@ class HttpApi:
         headers: Mapping[str, str] | None = None,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
-        policy = retry or RetryPolicy()
+        policy = self._policy = retry or RetryPolicy()
         agent = f"batchwatch/{__version__}"
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
@@ -252,6 +274,9 @@ class HttpApi:
             response = session.request(
                 method, self.base_url + path, timeout=self._timeout, headers=headers, **kwargs
             )
+        except _BODY_ERRORS as exc:
+            self._observe(operation, None)
+            raise _BrokenBody(f"{operation}: {type(exc).__name__}: {exc}", retryable=True) from None
         except requests.RequestException as exc:
             self._observe(operation, None)
             raise _transport_error(operation, exc) from None
@@ -266,16 +291,34 @@ class HttpApi:
         return response
 
     def _json(self, operation: str, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._call(operation, method, path, **kwargs)
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError(
-                f"{operation}: the server sent a body that is not JSON "
-                f"(HTTP {response.status_code}, {len(response.content)} bytes)",
-                status_code=response.status_code,
-                retryable=True,
-            ) from None
+        """The decoded JSON body. A read whose body broke on the way (cut short, or not
+        JSON) is sent again, up to the retry policy's attempts, with its backoff: urllib3
+        retries only what fails before the body is read."""
+        attempts = self._policy.attempts if method == "GET" else 0
+        for attempt in range(attempts + 1):
+            try:
+                response = self._call(operation, method, path, **kwargs)
+            except _BrokenBody as exc:
+                broken: ApiError = exc
+            else:
+                try:
+                    return response.json()
+                except ValueError:
+                    broken = ApiError(
+                        f"{operation}: the server sent a body that is not JSON "
+                        f"(HTTP {response.status_code}, {len(response.content)} bytes)",
+                        status_code=response.status_code,
+                        retryable=True,
+                    )
+            if attempt == attempts:
+                raise broken
+            if self._gate.on_retry is not None:
+                self._gate.on_retry("body")
+            try:
+                self._gate.wait(self._policy.backoff(attempt))
+            except Stopping:
+                raise ApiError(f"{operation}: abandoned, shutting down", retryable=True) from None
+        raise AssertionError("unreachable")
 
     def _observe(self, operation: str, status: int | None) -> None:
         if self._observer is not None:

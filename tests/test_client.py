@@ -27,6 +27,7 @@ from tests.helpers import SIM_API_KEY
 GET_JOB = "GET /v1/batch/jobs/{job_id}"
 LIST = "GET /v1/batch/jobs"
 CREATE = "POST /v1/batch/jobs"
+CANCEL_JOB = "POST /v1/batch/jobs/{job_id}/cancel"
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +148,34 @@ def test_an_unusable_answer_is_retryable(sim: RunningSimulator, fault: str) -> N
     with client(sim.url) as c, pytest.raises(ApiError) as caught:
         c.get_job(job_id)
     assert caught.value.retryable
+
+
+@pytest.mark.parametrize("fault", ["garbage", "truncate"])
+def test_a_read_whose_body_broke_is_sent_again(sim: RunningSimulator, fault: str) -> None:
+    (job_id,) = seed(sim, 1)
+    sim.simulation.faults.set([FaultRule(fault, times=2)])
+    reasons: list[str] = []
+    with client(sim.url, on_retry=reasons.append) as c:
+        assert c.get_job(job_id).id == job_id
+    assert [r.fault for r in sent(sim, GET_JOB)] == [fault, fault, None]
+    assert reasons == ["body", "body"]
+
+
+def test_a_broken_body_is_retried_only_within_the_attempts(sim: RunningSimulator) -> None:
+    (job_id,) = seed(sim, 1)
+    sim.simulation.faults.set([FaultRule("truncate")])
+    with client(sim.url, attempts=2) as c, pytest.raises(ApiError) as caught:
+        c.get_job(job_id)
+    assert "ChunkedEncodingError" in caught.value.message
+    assert len(sent(sim, GET_JOB)) == 3  # the first try and two retries
+
+
+def test_a_cancel_whose_answer_broke_is_not_sent_again(sim: RunningSimulator) -> None:
+    (job_id,) = seed(sim, 1)
+    sim.simulation.faults.set([FaultRule("garbage", route=CANCEL_JOB)])
+    with client(sim.url) as c, pytest.raises(ApiError):
+        c.cancel_job(job_id)
+    assert len(sent(sim, CANCEL_JOB)) == 1
 
 
 def test_an_unknown_status_is_kept_raw(sim: RunningSimulator) -> None:
