@@ -62,7 +62,8 @@ class CycleReport:
 
 
 class PartialCycle(Exception):
-    """The cycle recorded what it could, but some departed jobs could not be read."""
+    """The cycle recorded what it could, but the discovery list or some departed jobs
+    could not be read."""
 
 
 def _sorted_filter(
@@ -85,7 +86,14 @@ def poll_once(
     active = client.list_all(
         _sorted_filter(ACTIVE_STATUSES, created_by_me=mine), options.page_size, options.concurrency
     )
-    found = _discover(client, store, options) if options.discover != "none" else JobPage((), 0)
+    # Discovery failing costs only what it would have found: the active list is recorded
+    # all the same, and the watermark stays put so the next cycle asks again.
+    found, discovery_error = JobPage((), 0), None
+    if options.discover != "none":
+        try:
+            found = _discover(client, store, options)
+        except ApiError as exc:
+            discovery_error = f"discovery: {exc.message}"
     listed, discovered = list(active.jobs), list(found.jobs)
     observed = listed + discovered
     if options.discover == "none":
@@ -99,6 +107,8 @@ def poll_once(
 
     gone = departed(stored_active, {job.id for job in observed})
     fetched, deleted, failures = _fetch_departed(client, gone)
+    if discovery_error is not None:
+        failures.insert(0, discovery_error)
     observed += fetched
     observed_at = clock()
 
@@ -110,7 +120,7 @@ def poll_once(
             writer.mark_deleted(job_id, observed_at)
         # A malformed discovery page must be read again next cycle: the jobs it hid may
         # be known nowhere else.
-        if options.discover != "none" and not found.malformed:
+        if options.discover != "none" and not found.malformed and discovery_error is None:
             writer.set_state(WATERMARK, str(int(cycle_start.timestamp())))
     _log_changes(changes, deleted)
 
@@ -126,7 +136,7 @@ def poll_once(
     )
     log.info("poll_finished", **asdict(report))
     if failures:
-        raise PartialCycle(f"{len(failures)} departed job(s) could not be read: {failures[0]}")
+        raise PartialCycle(f"{len(failures)} read(s) failed, the rest recorded: {failures[0]}")
     return report
 
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from batchwatch.client import CreateRequest, MistralClient
+from batchwatch.client import CreateRequest, MistralClient, RetryPolicy
 from batchwatch.models import JobStatus
-from batchwatch.poller import PollOptions, poll_once
+from batchwatch.poller import WATERMARK, PartialCycle, PollOptions, poll_once
 from batchwatch.simulator import JobSpec, RunningSimulator
+from batchwatch.simulator_faults import FaultRule
 from batchwatch.store import Store
 from tests.helpers import SIM_API_KEY
 
+LIST = "GET /v1/batch/jobs"
 SPEC = JobSpec(endpoint="/v1/chat/completions", model="mistral-small-latest")
 
 
@@ -193,3 +196,34 @@ def test_restarted_poller_records_nothing_twice(
         assert job is not None and job.status is JobStatus.SUCCESS
     finally:
         second.close()
+
+
+def _seed_where(draws: list[bool], rate: float) -> int:
+    """A seed for the simulator's fault dice under which request n is faulted iff draws[n]
+    (one draw per request while a single rule applies)."""
+    for seed in range(10_000):
+        dice = random.Random(seed)
+        if [dice.random() < rate for _ in draws] == draws:
+            return seed
+    raise AssertionError("no seed found")
+
+
+def test_a_failed_discovery_still_records_the_active_list(
+    simulator: RunningSimulator, store: Store
+) -> None:
+    slow = JobSpec(endpoint=SPEC.endpoint, metadata={"sim_queue_seconds": "60"})
+    (job_id,) = simulator.simulation.seed_jobs(1, slow, total_requests=10)
+    once = MistralClient(simulator.url, SIM_API_KEY, retry=RetryPolicy(attempts=0))
+    # The active list (the cycle's first request) answers; the discovery list fails.
+    seed = _seed_where([False, True], 0.5)
+    simulator.simulation.faults.set([FaultRule("500", rate=0.5, route=LIST)], seed=seed)
+    with once, pytest.raises(PartialCycle, match="discovery: list_jobs: HTTP 500"):
+        poll_once(once, store, PollOptions())
+    assert [f.fault for f in simulator.simulation.faults.requests()] == [None, "500"]
+    assert recorded(store, job_id) == ["QUEUED"]
+    assert store.get_state(WATERMARK) is None  # discovery asks from the start again
+    simulator.simulation.faults.clear()
+    with MistralClient(simulator.url, SIM_API_KEY) as client:
+        poll_once(client, store, PollOptions())
+    assert store.get_state(WATERMARK) is not None
+    assert recorded(store, job_id) == ["QUEUED"]
