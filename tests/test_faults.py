@@ -106,8 +106,11 @@ def test_every_fault_survived_without_a_false_record(tmp_path: Path, upstream: S
     blind: list[tuple[float, float]] = [(began, time.time())]
     degraded_seen = False
     try:
-        for fault in SINGLE_FAULTS:
-            upstream.faults([rule(fault, 0.35)])
+        for phase, fault in enumerate(SINGLE_FAULTS):
+            # The phase's first request always meets its fault; then a third of them do, on
+            # dice of the phase's own (reseeded alike, every phase would open on the same
+            # draws: seed 7 starts with two faults in a row at this rate).
+            upstream.faults([rule(fault, 1.0) | {"times": 1}, rule(fault, 0.35)], seed=phase)
             time.sleep(PHASE_SECONDS)
         upstream.faults([rule(fault, 0.06) for fault in SINGLE_FAULTS])
         deadline = time.monotonic() + 4
@@ -132,7 +135,9 @@ def test_every_fault_survived_without_a_false_record(tmp_path: Path, upstream: S
     injected = sum(1 for r in log if r["fault"])
 
     assert degraded_seen
-    assert injected > 50, f"only {injected} faults were injected"
+    kinds = {r["fault"] for r in log if r["fault"]}
+    assert kinds >= set(SINGLE_FAULTS), f"never injected: {set(SINGLE_FAULTS) - kinds}"
+    assert injected > 30, f"only {injected} faults were injected"
     assert retry_after_breaches(log) == []
     checked = 0
     for job_id in ids:
