@@ -24,7 +24,7 @@ Everything runs on the caller's connection, inside its transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,11 +127,12 @@ class Bulk:
 
     def select_in(
         self, table: Table, columns: Sequence[Column[Any]], ids: Sequence[str]
-    ) -> list[Row]:
+    ) -> Iterator[Row]:
         """``columns`` of the rows of ``table`` whose primary key ``id`` is in ``ids``: one
-        statement, the id list passed as a single parameter."""
+        statement, the id list passed as a single parameter. Rows are yielded as the cursor
+        gives them, not gathered first: 10,000 of them need not be alive at once."""
         if not ids:
-            return []
+            return iter(())
         names = ", ".join(c.name for c in columns)
         if self.sqlite:
             sql = f"SELECT {names} FROM {table.name} WHERE id IN (SELECT value FROM json_each(?))"
@@ -142,7 +143,7 @@ class Bulk:
                 "WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
             )
             param = (json.dumps(list(ids)),)
-        return list(self.conn.exec_driver_sql(sql, param).fetchall())
+        return iter(self.conn.exec_driver_sql(sql, param))
 
     def insert(self, table: Table, columns: Sequence[Column[Any]], rows: Sequence[Row]) -> None:
         """Rows of driver values (see ``time`` and ``json``), in ``columns`` order."""

@@ -88,6 +88,14 @@ class RowCache:
     def __init__(self) -> None:
         self.rows: dict[str, tuple[StoredJob, Marks]] = {}
 
+    def same_job(self, job: RemoteJob) -> RemoteJob:
+        """The cached snapshot of ``job`` if it is equal to ``job``, else ``job``: a listed
+        job that did not change is then held once, not twice, for the rest of the cycle."""
+        cached = self.rows.get(job.id)
+        if cached is not None and cached[0].remote == job:
+            return cached[0].remote
+        return job
+
     def keep(self, job: StoredJob) -> None:
         if job.deleted_upstream_at is None and not job.status.is_terminal:
             self.rows[job.id] = (
@@ -125,6 +133,9 @@ def _sqlite_setup(engine: Engine, *, immediate: bool, busy_timeout_ms: int) -> N
         cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
         cursor.execute("PRAGMA synchronous = NORMAL")  # durable at each commit in WAL mode
         cursor.execute("PRAGMA foreign_keys = ON")
+        # 512 KiB of page cache per connection instead of 2 MiB: the operating system caches
+        # the file anyway, and the daemon's memory target counts every connection's cache.
+        cursor.execute("PRAGMA cache_size = -512")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -323,8 +334,9 @@ class Writer:
         self.recorded: list[Transition] = []
         self._cache = cache
         self._loaded: dict[str, StoredJob] = {}
-        self._after: list[StoredJob] = []  # rows as this transaction leaves them (touched)
-        self._changed: set[str] = set()  # rows this transaction rewrote
+        #: Rows as this transaction leaves them, where that is known exactly (``apply``).
+        self._after: dict[str, StoredJob] = {}
+        self._changed: set[str] = set()  # rows this transaction rewrote otherwise
 
     def load(self, job_ids: Collection[str]) -> dict[str, StoredJob]:
         """The stored rows of ``job_ids``, as of this transaction (see ``RowCache``: a cached
@@ -366,18 +378,31 @@ class Writer:
         if old:
             self._update_jobs(old, at)
         bulk.set_for_ids(jobs, jobs.c.last_seen_at, at, list(changes.touched))
-        self._changed.update(w.job.id for w in changes.writes)
+        after = self._after
+        for w in changes.writes:
+            seen = self._loaded.get(w.job.id)
+            if w.is_new:
+                after[w.job.id] = StoredJob(w.job, source, now, now, w.new_count)
+            elif seen is not None and not w.keep_status:
+                after[w.job.id] = StoredJob(
+                    w.job,
+                    seen.source,
+                    seen.first_seen_at,
+                    now,
+                    w.new_count,
+                    seen.deleted_upstream_at,
+                )
+            else:  # the stored status was kept: the row is neither the old one nor ``w.job``
+                self._changed.add(w.job.id)
         for job_id in changes.touched:
             if (seen := self._loaded.get(job_id)) is not None:
-                self._after.append(
-                    StoredJob(
-                        seen.remote,
-                        seen.source,
-                        seen.first_seen_at,
-                        now,
-                        seen.transition_count,
-                        seen.deleted_upstream_at,
-                    )
+                after[job_id] = StoredJob(
+                    seen.remote,
+                    seen.source,
+                    seen.first_seen_at,
+                    now,
+                    seen.transition_count,
+                    seen.deleted_upstream_at,
                 )
         if changes.transitions:
             self.recorded += changes.transitions
@@ -441,10 +466,11 @@ class Writer:
         if self._cache is None:
             return
         for job in self._loaded.values():
+            if job.id not in self._changed and job.id not in self._after:
+                self._cache.keep(job)
+        for job in self._after.values():
             if job.id not in self._changed:
                 self._cache.keep(job)
-        for job in self._after:
-            self._cache.keep(job)
         for job_id in self._changed:
             self._cache.rows.pop(job_id, None)  # rewritten: read it back next time
 

@@ -242,3 +242,25 @@ def test_a_write_that_fails_leaves_the_cache_as_it_was(store: Store) -> None:
     assert store.row_cache.rows == kept
     stored = store.get_job("job-1")
     assert stored is not None and stored.last_seen_at == T0 + timedelta(minutes=1)
+
+
+def test_the_cache_holds_each_row_exactly_as_the_write_left_it(store: Store) -> None:
+    """Inserted, progressed, moved on, touched: each cached row is what a fresh read of the
+    database returns, with the marks it has there, so the next cycle decodes nothing."""
+    queued, running = _queued("job-1"), replace(_queued("job-2"), metadata=None)
+    moving = replace(running, status=JobStatus.RUNNING, raw_status="RUNNING", started_at=2)
+    unknown = replace(moving, status=JobStatus.UNKNOWN, raw_status="PAUSED")
+    steps = [
+        ([queued, running], {"job-1", "job-2"}),  # both new
+        ([queued, moving], {"job-1", "job-2"}),  # job-1 touched, job-2 moved on
+        ([queued, replace(moving, counters=Counters(5, 3, 3, 0))], {"job-1", "job-2"}),
+        ([queued, unknown], {"job-1"}),  # job-2's last known status kept: read it back
+    ]
+    for minute, (observed, cached_ids) in enumerate(steps):
+        _write(store, observed, T0 + timedelta(minutes=minute))
+        assert set(store.row_cache.rows) == cached_ids, minute
+        for job_id, (cached, marks) in store.row_cache.rows.items():
+            stored = store.get_job(job_id)
+            assert stored is not None
+            assert cached == stored, (minute, job_id)
+            assert marks == (stored.transition_count, stored.last_seen_at, None)
