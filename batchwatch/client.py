@@ -34,6 +34,7 @@ from batchwatch.models import (
 from batchwatch.wire import (
     ApiError,
     CreateRequest,
+    SharedMetadata,
     error_text,
     job_to_json,
     list_params,
@@ -375,28 +376,44 @@ class MistralClient(HttpApi):
         if not isinstance(data, list):
             raise ApiError("list_jobs: 'data' is not a list", retryable=True)
         jobs: list[RemoteJob] = []
+        shared: SharedMetadata = {}
         for item in data:
             try:
-                jobs.append(parse_job(item))
+                jobs.append(parse_job(item, shared))
             except ApiError:
                 continue  # counted below; the caller reconciles the job some other way
         return JobPage(jobs=tuple(jobs), total=body["total"], malformed=len(data) - len(jobs))
 
-    def list_all(self, flt: ListFilter, page_size: int = 100, concurrency: int = 1) -> JobPage:
+    def list_all(
+        self,
+        flt: ListFilter,
+        page_size: int = 100,
+        concurrency: int = 1,
+        reuse: Callable[[RemoteJob], RemoteJob] | None = None,
+    ) -> JobPage:
         """Every job matching ``flt``: the first page gives ``total``, the rest are fetched
         ``concurrency`` at a time. A job seen on two pages (the list shifted while it was
-        read) is kept once; the one missed by a shift is the caller's to reconcile."""
+        read) is kept once; the one missed by a shift is the caller's to reconcile.
+
+        ``reuse`` may swap each parsed job for an equal one the caller already holds, as
+        each page arrives: then 10,000 unchanged jobs are not held twice."""
         first = self.list_page(flt, 0, page_size)
         pages = max(1, math.ceil(first.total / page_size))
-        seen: dict[str, RemoteJob] = {job.id: job for job in first.jobs}
-        malformed = first.malformed
+        seen: dict[str, RemoteJob] = {}
+        malformed = 0
+
+        def take(page: JobPage) -> None:
+            nonlocal malformed
+            malformed += page.malformed
+            for job in page.jobs:
+                if job.id not in seen:
+                    seen[job.id] = reuse(job) if reuse is not None else job
+
+        take(first)
         if pages > 1:
             with ThreadPoolExecutor(max_workers=min(concurrency, pages - 1)) as pool:
-                rest = pool.map(lambda n: self.list_page(flt, n, page_size), range(1, pages))
-                for page in rest:
-                    malformed += page.malformed
-                    for job in page.jobs:
-                        seen.setdefault(job.id, job)
+                for page in pool.map(lambda n: self.list_page(flt, n, page_size), range(1, pages)):
+                    take(page)
         return JobPage(jobs=tuple(seen.values()), total=first.total, malformed=malformed)
 
     def get_job(self, job_id: str) -> RemoteJob:

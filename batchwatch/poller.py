@@ -84,7 +84,10 @@ def poll_once(
 
     # Mistral: one status-filtered list (status repeated) instead of a get per job.
     active = client.list_all(
-        _sorted_filter(ACTIVE_STATUSES, created_by_me=mine), options.page_size, options.concurrency
+        _sorted_filter(ACTIVE_STATUSES, created_by_me=mine),
+        options.page_size,
+        options.concurrency,
+        reuse=store.row_cache.same_job,
     )
     # Discovery failing costs only what it would have found: the active list is recorded
     # all the same, and the watermark stays put so the next cycle asks again.

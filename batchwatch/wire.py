@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
+from sys import intern
+from types import MappingProxyType
 from typing import Any
 
 from batchwatch.models import (
@@ -143,22 +145,45 @@ def _opt(body: Mapping[str, Any], key: str, kind: type) -> Any:
     return value if isinstance(value, kind) else None
 
 
-def parse_job(body: Any) -> RemoteJob:
+#: Metadata values that can be part of a key of ``SharedMetadata``.
+_FLAT = (str, int, type(None))  # not float: 0.0 and -0.0 are equal, yet not the same
+SharedMetadata = dict[tuple[tuple[str, type, Any], ...], Mapping[str, Any]]
+
+
+def _shared(metadata: dict[str, Any] | None, seen: SharedMetadata | None) -> Any:
+    """One read-only copy of each distinct flat metadata among the jobs parsed with the
+    same ``seen``: the jobs of a list page are often tagged alike."""
+    if metadata is None or seen is None:
+        return metadata
+    if not all(isinstance(v, _FLAT) for v in metadata.values()):
+        return metadata
+    # The type is part of the key: 1, 1.0 and True are equal, but not the same metadata.
+    key = tuple((k, type(v), v) for k, v in metadata.items())
+    found = seen.get(key)
+    if found is None:
+        found = seen[key] = MappingProxyType(metadata)
+    return found
+
+
+def parse_job(body: Any, shared_metadata: SharedMetadata | None = None) -> RemoteJob:
     """A ``BatchJob`` JSON object → ``RemoteJob``; a malformed one is a retryable ApiError
-    (the next read may be whole), an unknown status becomes ``UNKNOWN``."""
+    (the next read may be whole), an unknown status becomes ``UNKNOWN``. Jobs parsed with
+    one ``shared_metadata`` share equal metadata (read-only) instead of a dict each."""
     if not isinstance(body, dict):
         raise ApiError("job: response is not a JSON object", retryable=True)
     f = _checked(body)
-    raw_status = f["status"]
+    raw_status = intern(f["status"])
+    model = f["model"]
+    # 10,000 listed jobs share a handful of statuses, endpoints and models: one copy each.
     return RemoteJob(
         id=f["id"],
         status=JobStatus.parse(raw_status),
         raw_status=raw_status,
-        endpoint=f["endpoint"],
+        endpoint=intern(f["endpoint"]),
         input_files=tuple(str(x) for x in f["input_files"]),
-        model=f["model"],
+        model=intern(model) if model is not None else None,
         agent_id=f["agent_id"],
-        metadata=f["metadata"],
+        metadata=_shared(f["metadata"], shared_metadata),
         output_file=f["output_file"],
         error_file=f["error_file"],
         errors=tuple(
