@@ -203,6 +203,8 @@ class Daemon:
                 log_config=None,
                 access_log=False,
                 lifespan="off",
+                ws="none",  # the API serves no websockets: do not import a library for them
+                loop="asyncio",
                 log_level="warning",
                 timeout_graceful_shutdown=2,
             )
