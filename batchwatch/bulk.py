@@ -24,18 +24,17 @@ Everything runs on the caller's connection, inside its transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import JSON, BigInteger, Integer
 
 from batchwatch.schema import UTCDateTime
 
 Row = tuple[Any, ...]
-
-_SQLITE_CHUNK = 20_000  # rows per executemany: bounds the parameter list held at once
 
 
 def json_text(value: Any) -> str:
@@ -145,16 +144,31 @@ class Bulk:
             param = (json.dumps(list(ids)),)
         return iter(self.conn.exec_driver_sql(sql, param))
 
-    def insert(self, table: Table, columns: Sequence[Column[Any]], rows: Sequence[Row]) -> None:
+    def _executemany(self, sql: str, rows: Iterable[Row]) -> int:
+        """SQLite: one prepared statement run for each row, in this transaction. The rows
+        are taken from the iterable one at a time (a generator's never all exist at once);
+        returns the rows changed."""
+        dbapi = self.conn.dialect.dbapi
+        assert dbapi is not None
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, rows)
+            return int(cursor.rowcount)
+        except dbapi.Error as exc:
+            # As SQLAlchemy would have raised it: callers catch its exception classes.
+            raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+        finally:
+            cursor.close()
+
+    def insert(self, table: Table, columns: Sequence[Column[Any]], rows: Iterable[Row]) -> None:
         """Rows of driver values (see ``time`` and ``json``), in ``columns`` order."""
-        if not rows:
-            return
         names = ", ".join(c.name for c in columns)
         if self.sqlite:
             marks = ", ".join("?" for _ in columns)
-            sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
-            for start in range(0, len(rows), _SQLITE_CHUNK):
-                self.conn.exec_driver_sql(sql, list(rows[start : start + _SQLITE_CHUNK]))
+            self._executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+            return
+        rows = list(rows)
+        if not rows:
             return
         source = self._pg_rows(columns, [c.name for c in columns])
         sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} AS v"
@@ -165,22 +179,18 @@ class Bulk:
         table: Table,
         columns: Sequence[Column[Any]],
         keys: Sequence[Column[Any]],
-        rows: Sequence[Row],
+        rows: Iterable[Row],
     ) -> int:
         """Set ``columns`` on each row matched by ``keys``; a row is its column values and
         then its key values, all driver values. Returns how many rows matched (the caller's
         compare-and-set)."""
-        if not rows:
-            return 0
         if self.sqlite:
             sets = ", ".join(f"{c.name} = ?" for c in columns)
             where = " AND ".join(f"{k.name} = ?" for k in keys)
-            sql = f"UPDATE {table.name} SET {sets} WHERE {where}"
-            matched = 0
-            for start in range(0, len(rows), _SQLITE_CHUNK):
-                result = self.conn.exec_driver_sql(sql, list(rows[start : start + _SQLITE_CHUNK]))
-                matched += result.rowcount
-            return matched
+            return self._executemany(f"UPDATE {table.name} SET {sets} WHERE {where}", rows)
+        rows = list(rows)
+        if not rows:
+            return 0
         # The keys get their own names in the unnest: a key may also be a column being set
         # (transition_count: compared with the old value, set to the new one).
         names = [c.name for c in columns] + [f"key_{k.name}" for k in keys]

@@ -9,7 +9,7 @@ that slipped past the lock could not record a transition twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -370,11 +370,11 @@ class Writer:
         new = [w for w in changes.writes if w.is_new]
         old = [w for w in changes.writes if not w.is_new]
         if new:
-            rows = [
+            new_rows = (
                 (w.job.id, w.job.status.value, *_snapshot(w.job, w.new_count), source.value, at, at)
                 for w in new
-            ]
-            bulk.insert(jobs, _NEW_JOB_COLUMNS, rows)
+            )
+            bulk.insert(jobs, _NEW_JOB_COLUMNS, new_rows)
         if old:
             self._update_jobs(old, at)
         bulk.set_for_ids(jobs, jobs.c.last_seen_at, at, list(changes.touched))
@@ -406,7 +406,8 @@ class Writer:
                 )
         if changes.transitions:
             self.recorded += changes.transitions
-            rows = [
+            # Generators: on SQLite the driver takes each row as it writes it.
+            rows: Iterable[tuple[Any, ...]] = (
                 (
                     t.job_id,
                     t.seq,
@@ -417,10 +418,10 @@ class Writer:
                     t.source,
                 )
                 for t in changes.transitions
-            ]
+            )
             bulk.insert(transitions, _TRANSITION_COLUMNS, rows)
         if changes.progress:
-            rows = [
+            rows = (
                 (
                     p.job_id,
                     at if p.observed_at is now else bulk.time(p.observed_at),
@@ -430,7 +431,7 @@ class Writer:
                     p.counters.failed,
                 )
                 for p in changes.progress
-            ]
+            )
             bulk.insert(progress, _PROGRESS_COLUMNS, rows)
 
     def _update_jobs(self, writes: Sequence[JobWrite], at: Any) -> None:
@@ -438,16 +439,16 @@ class Writer:
         one this transaction read. ``at``: the write's instant, as a driver value."""
         keys = (jobs.c.id, jobs.c.transition_count)
         # An UNKNOWN observation refreshes every field but the last known status.
-        moved = [
+        moved = (
             (w.job.status.value, *_snapshot(w.job, w.new_count), at, w.job.id, w.expected_count)
             for w in writes
             if not w.keep_status
-        ]
-        kept = [
+        )
+        kept = (
             (*_snapshot(w.job, w.new_count), at, w.job.id, w.expected_count)
             for w in writes
             if w.keep_status
-        ]
+        )
         matched = self.bulk.update_where(
             jobs, (jobs.c.status, *_SNAPSHOT_COLUMNS, jobs.c.last_seen_at), keys, moved
         )

@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from batchwatch.models import BatchError, Counters, JobSource, JobStatus, RemoteJob
 from batchwatch.schema import progress, transitions
-from batchwatch.store import Store, WriteConflict
+from batchwatch.store import _TRANSITION_COLUMNS, Store, WriteConflict
 from batchwatch.transitions import plan
 
 T0 = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
@@ -264,3 +265,23 @@ def test_the_cache_holds_each_row_exactly_as_the_write_left_it(store: Store) -> 
             assert stored is not None
             assert cached == stored, (minute, job_id)
             assert marks == (stored.transition_count, stored.last_seen_at, None)
+
+
+def test_a_refused_row_is_sqlalchemys_error_and_nothing_of_the_write_stays(store: Store) -> None:
+    """Rows go to the driver one at a time (SQLite) or in one statement (PostgreSQL); either
+    way a refused row fails the write with SQLAlchemy's exception class, and rolls it back."""
+    _write(store, [_queued()], T0)
+    recorded = store.transitions("job-1")
+
+    def refused_write() -> None:
+        with store.write() as w:
+            at = w.bulk.time(T0)
+            rows = (
+                (job_id, 7, None, "QUEUED", at, None, "poll")
+                for job_id in ("job-1", "no-such-job")  # the second breaks the foreign key
+            )
+            w.bulk.insert(transitions, _TRANSITION_COLUMNS, rows)
+
+    with pytest.raises(IntegrityError):
+        refused_write()
+    assert store.transitions("job-1") == recorded
