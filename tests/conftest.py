@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from batchwatch import logs
 from batchwatch.daemon import Daemon
 from batchwatch.simulator import RunningSimulator, SimulatorSettings, start_in_thread
 from batchwatch.store import Store
-from tests.helpers import SIM_API_KEY, daemon_settings
+from tests.helpers import SIM_API_KEY, daemon_settings, pg_schema
 
 
 @pytest.fixture
@@ -68,17 +66,8 @@ def pg_schema_url() -> Iterator[str]:
     base = postgres_url()
     if base is None:
         pytest.skip("BATCHWATCH_TEST_DATABASE_URL is not set: no PostgreSQL to test against")
-    schema = f"bw_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema(base) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import create_engine, text
 
 from batchwatch.client import CreateRequest, MistralClient
 from batchwatch.config import (
@@ -69,3 +72,20 @@ def upstream_job(url: str, key: str = SIM_API_KEY, **directives: str) -> str:
             metadata={"team": "search", **directives},
         )
         return c.create_job(request).id
+
+
+@contextmanager
+def pg_schema(base: str, prefix: str = "bw") -> Iterator[str]:
+    """A fresh PostgreSQL schema in the database at ``base``, dropped afterwards; yields a
+    URL whose search_path is that schema."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

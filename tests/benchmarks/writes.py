@@ -14,12 +14,10 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from batchwatch.models import BatchError, Counters, JobSource, JobStatus, RemoteJob
 from batchwatch.schema import transitions
@@ -27,6 +25,7 @@ from batchwatch.store import Store, safe_url
 from batchwatch.transitions import plan
 from tests.benchmarks.common import Context, Row, median, say, spread
 from tests.benchmarks.profiling import profile_here
+from tests.helpers import pg_schema
 
 CHANGED = 10_000
 TARGET_SECONDS = 1.0
@@ -131,28 +130,12 @@ def measure(ctx: Context, url: str, label: str) -> Row:
     )
 
 
-@contextmanager
-def pg_schema(base: str) -> Iterator[str]:
-    """A fresh PostgreSQL schema, dropped afterwards; yields a URL whose search_path is it."""
-    schema = f"bw_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def figure(ctx: Context) -> list[Row]:
     say(f"Figure 3 - one write of {CHANGED:,} status changes (load + plan + apply + commit)")
     rows = [measure(ctx, f"sqlite:///{ctx.workdir / 'writes.db'}", "SQLite file")]
     base = os.environ.get("BATCHWATCH_TEST_DATABASE_URL")
     if base:
-        with pg_schema(base) as url:
+        with pg_schema(base, "bw_bench") as url:
             say(f"  PostgreSQL: {safe_url(base)} (throwaway schema)")
             rows.append(measure(ctx, url, "PostgreSQL"))
     else:
