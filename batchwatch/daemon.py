@@ -134,8 +134,6 @@ class Daemon:
             self.close()
 
     def start(self) -> None:
-        import uvicorn
-
         from batchwatch.actions import Actions
         from batchwatch.api import create_app
         from batchwatch.client import MistralClient, RetryPolicy
@@ -197,18 +195,7 @@ class Daemon:
         )
         app = create_app(store, health, token, Actions(action_client, store))
         metrics.install(app)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                ws="none",  # the API serves no websockets: do not import a library for them
-                loop="asyncio",
-                log_level="warning",
-                timeout_graceful_shutdown=2,
-            )
-        )
+        server = _api_server(app)
         self._web = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True
         )
@@ -297,6 +284,24 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+
+
+def _api_server(app: Any) -> Any:
+    """The uvicorn server of the local API (run on its own thread by ``Daemon.start``)."""
+    import uvicorn
+
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ws="none",  # the API serves no websockets: do not import a library for them
+            loop="asyncio",
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+    )
 
 
 def _wait_started(server: Any, seconds: float = 10.0) -> None:
