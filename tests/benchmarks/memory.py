@@ -232,7 +232,7 @@ class PeakSnapshot(threading.Thread):
 
 
 def figure(ctx: Context) -> list[Row]:
-    hours = 0.25 if ctx.quick else 2.0
+    hours = 0.25 if ctx.quick else 10.0
     target_cycles = int(hours * CYCLES_PER_HOUR)
     cap = ctx.pick(420, 50)  # seconds: stop there even if the cycles are slower than planned
     say(
