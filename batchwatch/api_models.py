@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from batchwatch.models import API_ENDPOINTS, ActionRecord, ProgressSample, StoredJob, Transition
+from batchwatch.wire import job_to_json
 
 
 class BatchErrorOut(BaseModel):
@@ -77,29 +78,7 @@ def job_body(stored: StoredJob) -> dict[str, Any]:
     building and validating the model: the read routes answer with it directly (the model
     stays their declared ``response_model``, for the OpenAPI schema). A test holds the two
     equal."""
-    job = stored.remote
-    counters = job.counters
-    return {
-        "id": job.id,
-        "object": "batch",
-        "input_files": list(job.input_files),
-        "metadata": dict(job.metadata) if job.metadata is not None else None,
-        "endpoint": job.endpoint,
-        "model": job.model,
-        "agent_id": job.agent_id,
-        "output_file": job.output_file,
-        "error_file": job.error_file,
-        "errors": [{"message": e.message, "count": e.count} for e in job.errors],
-        "outputs": None,
-        "status": job.raw_status,
-        "created_at": job.created_at,
-        "total_requests": counters.total,
-        "completed_requests": counters.completed,
-        "succeeded_requests": counters.succeeded,
-        "failed_requests": counters.failed,
-        "started_at": job.started_at,
-        "completed_at": job.completed_at,
-    }
+    return job_to_json(stored.remote)
 
 
 class ListBatchJobsOut(BaseModel):
