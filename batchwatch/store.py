@@ -684,16 +684,7 @@ _JOB_COLUMNS_AS_STORED = tuple(
 )
 _GET_JOB = select(*_JOB_COLUMNS).where(jobs.c.id == bindparam("job_id"))
 _HAS_JOB = select(jobs.c.id).where(jobs.c.id == bindparam("job_id"))
-_TRANSITION_READ = (
-    transitions.c.id,
-    transitions.c.job_id,
-    transitions.c.seq,
-    transitions.c.from_status,
-    transitions.c.to_status,
-    transitions.c.observed_at,
-    transitions.c.last_seen_before,
-    transitions.c.source,
-)
+_TRANSITION_READ = (transitions.c.id, *_TRANSITION_COLUMNS)
 # (job_id, seq) is unique: its index serves this, in order.
 _JOB_TRANSITIONS = (
     select(*_TRANSITION_READ)
