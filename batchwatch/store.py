@@ -698,15 +698,7 @@ _FEED = (
     .limit(bindparam("limit"))
 )
 _JOB_PROGRESS = (
-    select(
-        progress.c.id,
-        progress.c.job_id,
-        progress.c.observed_at,
-        progress.c.total_requests,
-        progress.c.completed_requests,
-        progress.c.succeeded_requests,
-        progress.c.failed_requests,
-    )
+    select(progress.c.id, *_PROGRESS_COLUMNS)
     .where(progress.c.job_id == bindparam("job_id"))
     .order_by(progress.c.id)
 )

@@ -28,6 +28,15 @@ def daemon(tmp_path: Path, simulator: RunningSimulator) -> Iterator[Daemon]:
 
 
 @pytest.fixture
+def config(tmp_path: Path, daemon: Daemon) -> str:
+    """A config file that points the CLI at the in-process daemon."""
+    port = daemon.api_url.rsplit(":", 1)[1]
+    path = tmp_path / "cli.toml"
+    path.write_text(f'[api]\nport = {port}\ntoken_file = "{tmp_path / "token"}"\n')
+    return str(path)
+
+
+@pytest.fixture
 def token(daemon: Daemon, tmp_path: Path) -> str:
     return (tmp_path / "token").read_text().strip()
 

@@ -16,15 +16,6 @@ from batchwatch.simulator import RunningSimulator
 from tests.helpers import get, upstream_job, wait_for
 
 
-@pytest.fixture
-def config(tmp_path: Path, daemon: Daemon) -> str:
-    """A config file that points the CLI at the in-process daemon."""
-    port = daemon.api_url.rsplit(":", 1)[1]
-    path = tmp_path / "cli.toml"
-    path.write_text(f'[api]\nport = {port}\ntoken_file = "{tmp_path / "token"}"\n')
-    return str(path)
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

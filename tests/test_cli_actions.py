@@ -13,19 +13,10 @@ import requests
 
 from batchwatch.batchfile import check_lines
 from batchwatch.cli import main
-from batchwatch.daemon import Daemon
 from batchwatch.simulator import RunningSimulator
 
 ENDPOINT = ("--model", "mistral-small-latest", "--endpoint", "/v1/chat/completions")
 GOOD = b'{"custom_id": "a", "body": {"messages": []}}\n{"custom_id": "b", "body": {}}\n'
-
-
-@pytest.fixture
-def config(tmp_path: Path, daemon: Daemon) -> str:
-    port = daemon.api_url.rsplit(":", 1)[1]
-    path = tmp_path / "cli.toml"
-    path.write_text(f'[api]\nport = {port}\ntoken_file = "{tmp_path / "token"}"\n')
-    return str(path)
 
 
 def run(capsys: pytest.CaptureFixture[str], config: str, *argv: str) -> tuple[int, str, str]:

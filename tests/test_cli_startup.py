@@ -81,14 +81,6 @@ def test_the_query_modules_import_nothing_heavy() -> None:
     assert done.stdout.strip() == ""
 
 
-@pytest.fixture
-def config(tmp_path: Path, daemon: Daemon) -> str:
-    port = daemon.api_url.rsplit(":", 1)[1]
-    path = tmp_path / "cli.toml"
-    path.write_text(f'[api]\nport = {port}\ntoken_file = "{tmp_path / "token"}"\n')
-    return str(path)
-
-
 def test_query_commands_load_nothing_heavy(config: str, daemon: Daemon) -> None:
     code, out, err, loaded = probe("--config", config, "jobs")
     assert (code, err, loaded) == (0, "", [])
