@@ -41,9 +41,11 @@ def token(daemon: Daemon, tmp_path: Path) -> str:
     return (tmp_path / "token").read_text().strip()
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _quiet_logs() -> None:
-    """Daemons started in-process log warnings only, to stderr, as a CLI run would."""
+    """Daemons started in-process log warnings only, to stderr, as a CLI run would. Set
+    before every test: one that runs `migrate` or `serve` in-process configures info, and a
+    daemon of the next test would then write its cycles into that test's captured stderr."""
     logs.configure("warning", "json")
 
 
