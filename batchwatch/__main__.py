@@ -2,6 +2,6 @@
 
 import sys
 
-from batchwatch.cli import main
+from batchwatch.cli.main import main
 
 sys.exit(main())

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batchwatch import intents
-from batchwatch.client import ApiError, CreateRequest, MistralClient
+from batchwatch.errors import ActionError, ApiError
 from batchwatch.logs import get_logger
 from batchwatch.models import (
     ActionRecord,
@@ -30,7 +29,8 @@ from batchwatch.models import (
     RemoteJob,
     StoredJob,
 )
-from batchwatch.store import Store, Writer
+from batchwatch.providers.mistral.client import CreateRequest, MistralClient
+from batchwatch.store import Store, Writer, intents
 from batchwatch.transitions import plan
 
 log = get_logger("batchwatch.actions")
@@ -39,13 +39,6 @@ log = get_logger("batchwatch.actions")
 REQUEST_TAG = "batchwatch_request_id"
 
 
-class ActionError(Exception):
-    """An action that cannot be done; ``status_code`` is what the local API answers."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
 
 
 def request_hash(request: CreateRequest) -> str:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from batchwatch.errors import ConfigError
+
 # The file, the environment names and the error type are shared with the standard-library
 # reader of the query commands (settings_lite.py), which must find the same values.
 from batchwatch.settings_lite import (
@@ -20,7 +22,6 @@ from batchwatch.settings_lite import (
     DEFAULT_API_PORT,
     ENV_CONFIG,
     ENV_PREFIX,
-    ConfigError,
     api_url,
     default_state_dir,
     env_override_name,

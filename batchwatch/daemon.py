@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from batchwatch import __version__
 from batchwatch.config import Settings
+from batchwatch.errors import StartupError
 from batchwatch.logs import get_logger, register_secret
 from batchwatch.notify import Notifier
-from batchwatch.tokens import StartupError, ensure_token
+from batchwatch.tokens import ensure_token
 
 if TYPE_CHECKING:
     from batchwatch.health import Health
@@ -135,11 +136,11 @@ class Daemon:
 
     def start(self) -> None:
         from batchwatch.actions import Actions
-        from batchwatch.api import create_app
-        from batchwatch.client import MistralClient, RetryPolicy
+        from batchwatch.api.app import create_app
         from batchwatch.health import Health
         from batchwatch.metrics import Metrics
         from batchwatch.poller import PollOptions, poll_once
+        from batchwatch.providers.mistral.client import MistralClient, RetryPolicy
         from batchwatch.scheduler import PollScheduler
         from batchwatch.store import Store, safe_url
 
@@ -312,7 +313,7 @@ def _wait_started(server: Any, seconds: float = 10.0) -> None:
 
 def status_line(health: Health, store: Store, now: datetime) -> str:
     """What `systemctl status` shows: jobs tracked, and how the last poll went."""
-    from batchwatch.store import StoreUnavailable
+    from batchwatch.errors import StoreUnavailable
 
     snap = health.snapshot(now)
     try:

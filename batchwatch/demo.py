@@ -16,7 +16,8 @@ from pathlib import Path
 from rich.live import Live
 
 from batchwatch import logs
-from batchwatch.client import CreateRequest, MistralClient
+from batchwatch.cli.daemon_client import LocalClient
+from batchwatch.cli.display import console, jobs_table, transitions_table
 from batchwatch.config import (
     ApiSettings,
     DatabaseSettings,
@@ -26,10 +27,9 @@ from batchwatch.config import (
     TrackingSettings,
 )
 from batchwatch.daemon import Daemon
-from batchwatch.display import console, jobs_table, transitions_table
-from batchwatch.local import LocalClient
 from batchwatch.models import RemoteJob
-from batchwatch.simulator import SimulatorSettings, start_in_thread
+from batchwatch.providers.mistral.client import CreateRequest, MistralClient
+from batchwatch.simulator.app import SimulatorSettings, start_in_thread
 
 DEMO_KEY = "demo-key-not-secret"
 # (name, simulator directives): each job ends in its own way.

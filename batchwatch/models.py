@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 
 class JobStatus(enum.StrEnum):
@@ -64,6 +64,15 @@ API_ENDPOINTS: tuple[str, ...] = (
     "/v1/conversations",
     "/v1/audio/transcriptions",
 )
+
+# The same two lists as types, for the schemas that validate them (an OpenAPI ``enum``).
+# Built from the tuples above, so there is one list of each; a type checker sees ``str``.
+if TYPE_CHECKING:
+    StatusName = str
+    EndpointName = str
+else:
+    StatusName = Literal[tuple(s.value for s in MISTRAL_STATUSES)]
+    EndpointName = Literal[API_ENDPOINTS]
 
 # How far along its life a status is. A job only moves forward, so an observation with a
 # lower rank than the stored one is stale (a list page read before the change landed) and

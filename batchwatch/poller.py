@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from batchwatch.client import ApiError, MistralClient
+from batchwatch.errors import ApiError
 from batchwatch.logs import get_logger
 from batchwatch.models import (
     ACTIVE_STATUSES,
@@ -26,6 +26,7 @@ from batchwatch.models import (
     ListFilter,
     RemoteJob,
 )
+from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.store import Store
 from batchwatch.transitions import Changes, departed, plan
 

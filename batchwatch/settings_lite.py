@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchwatch.errors import ConfigError
+
 ENV_CONFIG = "BATCHWATCH_CONFIG"
 ENV_PREFIX = "BATCHWATCH_"
 
@@ -39,8 +41,6 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
 }
 
 
-class ConfigError(Exception):
-    """A configuration problem a user can fix; the message names the key."""
 
 
 def env_override_name(section: str, key: str) -> str:

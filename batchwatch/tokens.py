@@ -10,9 +10,7 @@ import secrets
 import stat
 from pathlib import Path
 
-
-class StartupError(Exception):
-    """The daemon cannot start for a reason the operator can fix; the message says which."""
+from batchwatch.errors import StartupError
 
 
 def ensure_token(path: Path) -> str:

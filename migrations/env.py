@@ -1,11 +1,11 @@
-"""Alembic environment for batchwatch: runs from ``batchwatch.migrate`` or the alembic CLI."""
+"""Alembic environment for batchwatch: runs from ``batchwatch.store.migrate`` or the alembic CLI."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from batchwatch.schema import metadata
+from batchwatch.store.schema import metadata
 
 config = context.config
 
@@ -31,7 +31,7 @@ def run_migrations_online() -> None:
         as_dictionary=True
     ).get("url")
     if not url:
-        raise RuntimeError("no database URL: pass one through batchwatch.migrate")
+        raise RuntimeError("no database URL: pass one through batchwatch.store.migrate")
     engine = create_engine(url)
     try:
         with engine.connect() as conn:

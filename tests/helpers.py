@@ -12,7 +12,6 @@ from typing import Any
 import requests
 from sqlalchemy import create_engine, text
 
-from batchwatch.client import CreateRequest, MistralClient
 from batchwatch.config import (
     ApiSettings,
     DatabaseSettings,
@@ -21,8 +20,30 @@ from batchwatch.config import (
     TrackingSettings,
 )
 from batchwatch.daemon import Daemon
+from batchwatch.models import Counters, JobStatus, RemoteJob
+from batchwatch.providers.mistral.client import CreateRequest, MistralClient
 
 SIM_API_KEY = "sim-test-key"
+
+
+def remote(status: str, job_id: str = "job-1", completed: int = 0) -> RemoteJob:
+    return RemoteJob(
+        id=job_id,
+        status=JobStatus.parse(status),
+        raw_status=status,
+        endpoint="/v1/chat/completions",
+        input_files=("file-1",),
+        model="mistral-small-latest",
+        agent_id=None,
+        metadata=None,
+        output_file=None,
+        error_file=None,
+        errors=(),
+        created_at=1_795_000_000,
+        started_at=None,
+        completed_at=None,
+        counters=Counters(total=10, completed=completed, succeeded=completed, failed=0),
+    )
 
 
 def daemon_settings(tmp_path: Path, upstream: str, **tracking: Any) -> Settings:

@@ -31,11 +31,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy import select
 
-from batchwatch.client import MistralClient
 from batchwatch.models import ACTIVE_STATUSES, TERMINAL_STATUSES, JobSource, ListFilter
 from batchwatch.poller import PollOptions, poll_once
-from batchwatch.schema import jobs, transitions
+from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.store import Store
+from batchwatch.store.schema import jobs, transitions
 from batchwatch.transitions import plan
 from tests.benchmarks.common import (
     SIM_KEY,

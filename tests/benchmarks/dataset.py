@@ -25,8 +25,8 @@ from sqlalchemy import Table, insert
 from sqlalchemy.dialects import sqlite
 
 from batchwatch.models import ACTIVE_STATUSES, JobStatus
-from batchwatch.schema import jobs, transitions
 from batchwatch.store import Store
+from batchwatch.store.schema import jobs, transitions
 
 MODELS = ("mistral-small-latest", "mistral-large-latest", "codestral-latest", "ministral-8b-latest")
 TEAMS = ("search", "ads", "support", "research")

@@ -26,9 +26,9 @@ import tracemalloc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from batchwatch.client import MistralClient
 from batchwatch.models import ACTIVE_STATUSES, JobSource, ListFilter
 from batchwatch.poller import PollOptions, poll_once
+from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.store import Store
 from batchwatch.transitions import plan
 from tests.benchmarks.common import (
@@ -66,7 +66,7 @@ IMPORTS = (
     "fastapi",
     "uvicorn",
     "batchwatch.store",
-    "batchwatch.api",
+    "batchwatch.api.app",
     "batchwatch.daemon",
 )
 #: Lines shown from the snapshot taken at a cycle's peak (``--profile``).

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchwatch import logs
-from batchwatch.client import MistralClient
 from batchwatch.poller import PollOptions, poll_once
+from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.store import Store
 from tests.benchmarks.common import SIM_KEY, Context, Row, Simulator, print_table, say
 

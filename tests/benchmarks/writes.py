@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from batchwatch.models import BatchError, Counters, JobSource, JobStatus, RemoteJob
-from batchwatch.schema import transitions
 from batchwatch.store import Store, safe_url
+from batchwatch.store.schema import transitions
 from batchwatch.transitions import plan
 from tests.benchmarks.common import Context, Row, median, say, spread
 from tests.benchmarks.profiling import profile_here

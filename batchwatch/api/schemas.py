@@ -1,0 +1,307 @@
+"""The local API's JSON shapes. The job shapes are Mistral's, so its SDK parses them."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+)
+from pydantic_core import PydanticCustomError
+
+from batchwatch.models import ActionRecord, ProgressSample, StoredJob, Transition
+from batchwatch.providers.mistral.schemas import METADATA_KEY, PLAIN_TEXT
+from batchwatch.providers.mistral.wire import job_to_json
+
+
+class BatchErrorOut(BaseModel):
+    message: str
+    count: int = 1
+
+
+class BatchJobOut(BaseModel):
+    """Mistral's ``BatchJob``, from the latest recorded snapshot."""
+
+    id: str
+    object: Literal["batch"] = "batch"
+    input_files: list[str]
+    metadata: dict[str, Any] | None = None
+    endpoint: str
+    model: str | None = None
+    agent_id: str | None = None
+    output_file: str | None = None
+    error_file: str | None = None
+    errors: list[BatchErrorOut]
+    outputs: list[dict[str, Any]] | None = None
+    status: str
+    created_at: int
+    total_requests: int
+    completed_requests: int
+    succeeded_requests: int
+    failed_requests: int
+    started_at: int | None = None
+    completed_at: int | None = None
+
+    @classmethod
+    def of(cls, stored: StoredJob) -> BatchJobOut:
+        job = stored.remote
+        return cls(
+            id=job.id,
+            input_files=list(job.input_files),
+            metadata=dict(job.metadata) if job.metadata is not None else None,
+            endpoint=job.endpoint,
+            model=job.model,
+            agent_id=job.agent_id,
+            output_file=job.output_file,
+            error_file=job.error_file,
+            errors=[BatchErrorOut(message=e.message, count=e.count) for e in job.errors],
+            status=job.raw_status,
+            created_at=job.created_at,
+            total_requests=job.counters.total,
+            completed_requests=job.counters.completed,
+            succeeded_requests=job.counters.succeeded,
+            failed_requests=job.counters.failed,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+        )
+
+
+def job_body(stored: StoredJob) -> dict[str, Any]:
+    """``BatchJobOut.of(stored)`` as the JSON-ready dict the model would dump, without
+    building and validating the model: the read routes answer with it directly (the model
+    stays their declared ``response_model``, for the OpenAPI schema). A test holds the two
+    equal."""
+    return job_to_json(stored.remote)
+
+
+class ListBatchJobsOut(BaseModel):
+    """Mistral's ``ListBatchJobsResponse``."""
+
+    object: Literal["list"] = "list"
+    data: list[BatchJobOut]
+    total: int
+
+
+class TransitionOut(BaseModel):
+    id: int
+    job_id: str
+    seq: int = Field(description="1 for the first sighting, then one more per change")
+    from_status: str | None = Field(description="null on the first sighting of the job")
+    to_status: str
+    observed_at: datetime = Field(description="when batchwatch saw the new status (UTC)")
+    last_seen_before: datetime | None = Field(
+        description="the last time the job was seen in from_status: the change happened "
+        "between this and observed_at"
+    )
+    source: str = Field(description="poll, create, cancel or track")
+
+    @classmethod
+    def of(cls, t: Transition) -> TransitionOut:
+        return cls(
+            id=t.id or 0,
+            job_id=t.job_id,
+            seq=t.seq,
+            from_status=t.from_status.value if t.from_status else None,
+            to_status=t.to_status.value,
+            observed_at=t.observed_at,
+            last_seen_before=t.last_seen_before,
+            source=t.source,
+        )
+
+
+def transition_body(t: Transition) -> dict[str, Any]:
+    """``TransitionOut.of(t)``, as ``job_body`` is ``BatchJobOut.of``."""
+    return {
+        "id": t.id or 0,
+        "job_id": t.job_id,
+        "seq": t.seq,
+        "from_status": t.from_status.value if t.from_status else None,
+        "to_status": t.to_status.value,
+        "observed_at": t.observed_at,
+        "last_seen_before": t.last_seen_before,
+        "source": t.source,
+    }
+
+
+class TransitionListOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TransitionOut]
+    total: int
+
+
+class TransitionFeedOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TransitionOut]
+    next_cursor: int = Field(description="pass as ?after= to read what comes next")
+
+
+class ProgressOut(BaseModel):
+    id: int
+    job_id: str
+    observed_at: datetime
+    total_requests: int
+    completed_requests: int
+    succeeded_requests: int
+    failed_requests: int
+
+    @classmethod
+    def of(cls, p: ProgressSample) -> ProgressOut:
+        return cls(
+            id=p.id or 0,
+            job_id=p.job_id,
+            observed_at=p.observed_at,
+            total_requests=p.counters.total,
+            completed_requests=p.counters.completed,
+            succeeded_requests=p.counters.succeeded,
+            failed_requests=p.counters.failed,
+        )
+
+
+def progress_body(p: ProgressSample) -> dict[str, Any]:
+    """``ProgressOut.of(p)``, as ``job_body`` is ``BatchJobOut.of``."""
+    counters = p.counters
+    return {
+        "id": p.id or 0,
+        "job_id": p.job_id,
+        "observed_at": p.observed_at,
+        "total_requests": counters.total,
+        "completed_requests": counters.completed,
+        "succeeded_requests": counters.succeeded,
+        "failed_requests": counters.failed,
+    }
+
+
+class ProgressListOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ProgressOut]
+    total: int
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    reasons: list[str]
+    started_at: str
+    last_poll_at: str | None
+    last_success_at: str | None
+    last_error: str | None
+    consecutive_failures: int
+    cycles: int
+    jobs_by_status: dict[str, int] = Field(default_factory=dict)
+
+
+class ErrorOut(BaseModel):
+    detail: Any
+
+
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_time_text(value: object) -> object:
+    # Pydantic would also take a number as a Unix time; the schema says date-time, and a
+    # client sending 0.5 has a bug we should tell it about.
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise PydanticCustomError(
+            "datetime_type", "Input should be an RFC 3339 date-time, like 2026-01-31T12:00:00Z"
+        )
+    return value
+
+
+#: A date-time given as text (a query parameter): RFC 3339 only; naive means UTC.
+DateTimeText = Annotated[datetime, BeforeValidator(_date_time_text)]
+#: Mistral's ``FilePurpose``: any other value is refused upstream, so it is refused here. An
+#: empty form field counts as absent (the form convention FastAPI follows), so it is listed.
+FilePurpose = Literal["batch", "fine-tune", "ocr", ""]
+
+
+class ActionOut(BaseModel):
+    id: int
+    job_id: str
+    action: str = Field(description="create, cancel or track")
+    requested_by: str = Field(description="who asked: cli, api, sdk, ...")
+    requested_at: datetime
+    status_after: str = Field(description="the job's status Mistral answered with")
+
+    @classmethod
+    def of(cls, a: ActionRecord) -> ActionOut:
+        return cls(
+            id=a.id or 0,
+            job_id=a.job_id,
+            action=a.action,
+            requested_by=a.requested_by,
+            requested_at=a.requested_at,
+            status_after=a.status_after,
+        )
+
+
+class ActionListOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ActionOut]
+    total: int
+
+
+# ---- what /openapi.json declares beyond the models ----------------------------------------
+
+
+def error_response(description: str) -> dict[str, object]:
+    return {"model": ErrorOut, "description": description}
+
+
+# What any route may answer besides its success: declared, so /openapi.json is the whole
+# truth and a client (or a fuzzer) meets no undocumented status.
+COMMON_ERRORS: dict[int | str, dict[str, object]] = {
+    401: error_response("missing or wrong bearer token"),
+    413: error_response("request body over the limit; detail names it"),
+    422: error_response("a malformed parameter or body; detail names the field"),
+    503: error_response("the database is unavailable; retry later"),
+}
+NOT_FOUND: dict[int | str, dict[str, object]] = {404: error_response("no tracked job with this id")}
+BAD_BODY: dict[int | str, dict[str, object]] = {
+    400: error_response("a body that cannot be parsed at all (not UTF-8, broken multipart)")
+}
+# Create, cancel, track and upload go to Mistral: its refusal (a 4xx) passes through with
+# its status; its own fault is a 502.
+UPSTREAM_ERRORS: dict[int | str, dict[str, object]] = {
+    "4XX": error_response("Mistral refused the request; its status passes through"),
+    502: error_response("Mistral failed or refused batchwatch's API key"),
+    503: error_response("the database is unavailable, or Mistral's answer is unknown: retry"),
+}
+
+# Query keys Mistral's list defines; any other key is a flattened metadata filter, which is
+# how the official SDKs send ``metadata={...}``.
+LIST_KEYS = frozenset(
+    {
+        "page",
+        "page_size",
+        "model",
+        "agent_id",
+        "metadata",
+        "created_after",
+        "created_by_me",
+        "status",
+        "order_by",
+    }
+)
+# Mistral's list declares ``metadata`` as an object sent form-exploded (``?team=search``);
+# FastAPI cannot express that from a signature, so it is declared by hand.
+METADATA_PARAMETER = {
+    "name": "metadata",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": True,
+    "description": "filter on metadata: each other query key is a metadata key to match",
+    "schema": {
+        "type": "object",
+        "propertyNames": {
+            "minLength": 1,
+            "maxLength": 32,
+            "pattern": METADATA_KEY,
+            "not": {"enum": sorted(LIST_KEYS)},
+        },
+        "additionalProperties": {"type": "string", "pattern": PLAIN_TEXT},
+    },
+}

@@ -1,0 +1,161 @@
+"""The CLI's client of the running daemon's local API.
+
+It speaks plain HTTP/1.1 to loopback with the standard library's ``http.client``: a CLI
+command must answer in a fraction of a second, and importing ``requests`` alone costs about
+150 ms. The daemon is on the same machine, so there are no transport retries here; a create
+whose outcome is unknown is repeated under its Idempotency-Key instead (``create_once``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from batchwatch.errors import ApiError
+from batchwatch.models import FileInfo, JobStatus, RemoteJob
+from batchwatch.providers.mistral.wire import CreateRequest, error_text, parse_file, parse_job
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class LocalClient:
+    def __init__(
+        self, base_url: str, token: str, *, timeout: float = 120.0, client_name: str = "cli"
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the daemon's URL must be http://host:port, not {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._timeout = timeout
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "X-Batchwatch-Client": client_name,
+        }
+
+    # ---- Mistral-compatible routes ------------------------------------------------------
+
+    def list_tracked(
+        self, statuses: Sequence[JobStatus] = (), model: str | None = None, limit: int = 1000
+    ) -> list[RemoteJob]:
+        query: list[tuple[str, str]] = [("page_size", str(limit))]
+        query += [("status", status.value) for status in statuses]
+        if model is not None:
+            query.append(("model", model))
+        body = self._json("list_jobs", "GET", f"/v1/batch/jobs?{urlencode(query)}")
+        return [parse_job(item) for item in body.get("data") or []]
+
+    def get_job(self, job_id: str) -> RemoteJob:
+        return parse_job(self._json("get_job", "GET", f"/v1/batch/jobs/{_segment(job_id)}"))
+
+    def cancel_job(self, job_id: str) -> RemoteJob:
+        path = f"/v1/batch/jobs/{_segment(job_id)}/cancel"
+        return parse_job(self._json("cancel_job", "POST", path))
+
+    def create_once(self, request: CreateRequest, key: str, attempts: int = 3) -> RemoteJob:
+        """Create under ``key``; an attempt whose outcome is unknown is repeated under the
+        same key, which the daemon turns into at most one job."""
+        payload = json.dumps(request.to_json()).encode()
+        headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+        for attempt in range(attempts):
+            try:
+                return parse_job(
+                    self._json("create_job", "POST", "/v1/batch/jobs", payload, headers)
+                )
+            except ApiError as exc:
+                unknown = exc.status_code is None or exc.status_code in (502, 503, 504)
+                if not unknown or attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def upload_file(self, path: Path, purpose: str = "batch") -> FileInfo:
+        import uuid
+
+        boundary = uuid.uuid4().hex
+        content = path.read_bytes()
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'
+            f"{purpose}\r\n".encode(),
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{path.name}"\r\nContent-Type: application/jsonl\r\n\r\n'.encode(),
+            content,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        return parse_file(self._json("upload_file", "POST", "/v1/files", b"".join(parts), headers))
+
+    # ---- batchwatch's own routes --------------------------------------------------------
+
+    def transitions(self, job_id: str) -> list[dict[str, Any]]:
+        return self._data("transitions", f"/v1/batch/jobs/{_segment(job_id)}/transitions")
+
+    def progress(self, job_id: str) -> list[dict[str, Any]]:
+        return self._data("progress", f"/v1/batch/jobs/{_segment(job_id)}/progress")
+
+    def actions(self, job_id: str) -> list[dict[str, Any]]:
+        return self._data("actions", f"/v1/batch/jobs/{_segment(job_id)}/actions")
+
+    def track(self, job_id: str) -> RemoteJob:
+        return parse_job(self._json("track", "POST", f"/v1/batch/jobs/{_segment(job_id)}/track"))
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    def _data(self, operation: str, path: str) -> list[dict[str, Any]]:
+        body = self._json(operation, "GET", path)
+        return list(body.get("data") or [])
+
+    def _json(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        payload: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        status, raw = self._send(operation, method, path, payload, headers)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw[:200].decode(errors="replace")
+        if status >= 400:
+            detail = error_text(body)
+            raise ApiError(
+                f"{operation}: HTTP {status}{': ' + detail if detail else ''}",
+                status_code=status,
+                retryable=status in (502, 503, 504),
+                body=body,
+            )
+        if not isinstance(body, dict):
+            raise ApiError(
+                f"{operation}: the daemon sent no JSON object", status_code=status, retryable=True
+            )
+        return body
+
+    def _send(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        payload: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        try:
+            conn.request(method, path, body=payload, headers={**self._headers, **(headers or {})})
+            response = conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ApiError(f"{operation}: {reason or type(exc).__name__}", retryable=True) from None
+        finally:
+            conn.close()

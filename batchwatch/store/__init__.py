@@ -1,0 +1,65 @@
+"""The history store: idempotent writes and the queries the API and the poller need.
+
+Writes go through ``Store.write()``: one transaction, serialised across every process that
+shares the database (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL transaction-scoped advisory
+lock), so state is read and changed under the same lock. Each job update is also a
+compare-and-set on ``transition_count`` and ``(job_id, seq)`` is unique, so even a writer
+that slipped past the lock could not record a transition twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from batchwatch.models import Transition
+from batchwatch.store import migrate
+from batchwatch.store.engine import _PG_WRITE_LOCK, _unavailable, make_engine, safe_url
+from batchwatch.store.reads import JobQuery, Reads
+from batchwatch.store.writes import RowCache, Writer
+
+__all__ = ["JobQuery", "RowCache", "Store", "Writer", "make_engine", "safe_url"]
+
+
+class Store(Reads):
+    def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
+        self.url = url
+        #: Called with the transitions of each committed write (metrics count them).
+        self.on_recorded: list[Callable[[Sequence[Transition]], None]] = []
+        self.engine = make_engine(url, writer=True, busy_timeout_ms=busy_timeout_ms)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.row_cache = RowCache()
+        # SQLite: a second engine whose transactions are plain BEGIN, so reads never queue
+        # behind the write lock. PostgreSQL's MVCC needs no such split.
+        self.reader = (
+            make_engine(url, writer=False, busy_timeout_ms=busy_timeout_ms)
+            if self.is_sqlite
+            else self.engine
+        )
+
+    def migrate(self) -> None:
+        migrate.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.reader is not self.engine:
+            self.reader.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Writer]:
+        try:
+            with self.engine.begin() as conn:
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                writer = Writer(conn, self.row_cache)
+                yield writer
+        except (OperationalError, InterfaceError) as exc:
+            raise _unavailable(exc) from exc
+        writer.committed()
+        # Committed: now, and only now, the transitions count as recorded.
+        if writer.recorded:
+            for listener in self.on_recorded:
+                listener(writer.recorded)

@@ -1,0 +1,176 @@
+"""Set-based statements for the poll cycle's write: thousands of rows, a handful of round trips.
+
+A cycle over 10,000 jobs reads 10,000 rows and may update as many, each with a transition
+and a progress sample. Through SQLAlchemy's per-row parameter processing that costs seconds;
+here each statement is built once from the ``Table`` (so column names cannot drift from the
+schema) and given plain driver values, converted by this module's own small encoders:
+
+* SQLite: ``executemany`` of one prepared statement (the loop runs inside the driver) and
+  ``json_each`` to pass a whole id list as one parameter. Timestamps are written in the very
+  text form SQLAlchemy's SQLite ``DateTime`` writes and parses (naive UTC, microseconds).
+* PostgreSQL: one statement per table whatever the row count. The rows travel as a single
+  JSON array of arrays, read back with ``json_array_elements`` and cast column by column,
+  for ``INSERT ... SELECT`` and ``UPDATE ... FROM``; id lists likewise. (One text parameter
+  is dumped by the json module in C; a list parameter per column would be dumped by the
+  driver value by value.) Timestamps travel as ISO 8601 text with their offset.
+
+Everything runs on the caller's connection, inside its transaction.
+"""
+
+# Statements here are built from the schema's own table and column names, never from input;
+# every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Connection, Table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import JSON, BigInteger, Integer
+
+from batchwatch.store.codecs import _pg_time, _sqlite_time
+from batchwatch.store.schema import UTCDateTime
+
+Row = tuple[Any, ...]
+
+
+def _pg_type(column: Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return "timestamptz"
+    if isinstance(kind, JSON):
+        return "json"  # given as text holding JSON: ->> unwraps it, the cast parses it
+    if isinstance(kind, BigInteger):
+        return "bigint"
+    if isinstance(kind, Integer):
+        return "integer"
+    return "text"
+
+
+class Bulk:
+    """Bulk reads and writes on one connection (SQLite or PostgreSQL)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
+        if not self.sqlite and conn.dialect.driver != "psycopg":
+            raise ValueError(f"unsupported database driver {conn.dialect.driver!r}")
+
+    # ---- values: callers pass driver values, made once per value by these ---------------
+
+    def time(self, value: datetime | None) -> Any:
+        """A ``UTCDateTime`` value as this driver takes it."""
+        return _sqlite_time(value) if self.sqlite else _pg_time(value)
+
+    @staticmethod
+    def _pg_rows(columns: Sequence[Column[Any]], names: Sequence[str]) -> str:
+        """PostgreSQL: a subquery of the rows passed as one JSON array of arrays (one
+        parameter, parsed by the server), each cell cast to its column's type."""
+        cells = []
+        for n, (column, name) in enumerate(zip(columns, names, strict=True)):
+            kind = _pg_type(column)
+            cell = f"(r->>{n})" if kind == "text" else f"(r->>{n})::{kind}"
+            cells.append(f"{cell} AS {name}")
+        return f"(SELECT {', '.join(cells)} FROM jsonb_array_elements(%s::jsonb) AS r)"
+
+    # ---- statements --------------------------------------------------------------------
+
+    def select_in(
+        self, table: Table, columns: Sequence[Column[Any]], ids: Sequence[str]
+    ) -> Iterator[Row]:
+        """``columns`` of the rows of ``table`` whose primary key ``id`` is in ``ids``: one
+        statement, the id list passed as a single parameter. Rows are yielded as the cursor
+        gives them, not gathered first: 10,000 of them need not be alive at once."""
+        if not ids:
+            return iter(())
+        names = ", ".join(c.name for c in columns)
+        if self.sqlite:
+            sql = f"SELECT {names} FROM {table.name} WHERE id IN (SELECT value FROM json_each(?))"
+            param: Any = (json.dumps(list(ids)),)
+        else:
+            sql = (
+                f"SELECT {names} FROM {table.name} "
+                "WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
+            )
+            param = (json.dumps(list(ids)),)
+        return iter(self.conn.exec_driver_sql(sql, param))
+
+    def _executemany(self, sql: str, rows: Iterable[Row]) -> int:
+        """SQLite: one prepared statement run for each row, in this transaction. The rows
+        are taken from the iterable one at a time (a generator's never all exist at once);
+        returns the rows changed."""
+        dbapi = self.conn.dialect.dbapi
+        assert dbapi is not None
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, rows)
+            return int(cursor.rowcount)
+        except dbapi.Error as exc:
+            # As SQLAlchemy would have raised it: callers catch its exception classes.
+            raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+        finally:
+            cursor.close()
+
+    def insert(self, table: Table, columns: Sequence[Column[Any]], rows: Iterable[Row]) -> None:
+        """Rows of driver values (see ``time`` and ``json``), in ``columns`` order."""
+        names = ", ".join(c.name for c in columns)
+        if self.sqlite:
+            marks = ", ".join("?" for _ in columns)
+            self._executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+            return
+        rows = list(rows)
+        if not rows:
+            return
+        source = self._pg_rows(columns, [c.name for c in columns])
+        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} AS v"
+        self.conn.exec_driver_sql(sql, (json.dumps(rows),))
+
+    def update_where(
+        self,
+        table: Table,
+        columns: Sequence[Column[Any]],
+        keys: Sequence[Column[Any]],
+        rows: Iterable[Row],
+    ) -> int:
+        """Set ``columns`` on each row matched by ``keys``; a row is its column values and
+        then its key values, all driver values. Returns how many rows matched (the caller's
+        compare-and-set)."""
+        if self.sqlite:
+            sets = ", ".join(f"{c.name} = ?" for c in columns)
+            where = " AND ".join(f"{k.name} = ?" for k in keys)
+            return self._executemany(f"UPDATE {table.name} SET {sets} WHERE {where}", rows)
+        rows = list(rows)
+        if not rows:
+            return 0
+        # The keys get their own names in the unnest: a key may also be a column being set
+        # (transition_count: compared with the old value, set to the new one).
+        names = [c.name for c in columns] + [f"key_{k.name}" for k in keys]
+        source = self._pg_rows([*columns, *keys], names)
+        sets = ", ".join(f"{c.name} = v.{c.name}" for c in columns)
+        where = " AND ".join(f"{table.name}.{k.name} = v.key_{k.name}" for k in keys)
+        sql = f"UPDATE {table.name} SET {sets} FROM {source} AS v WHERE {where}"
+        result = self.conn.exec_driver_sql(sql, (json.dumps(rows),))
+        return int(result.rowcount)
+
+    def set_for_ids(
+        self, table: Table, column: Column[Any], value: Any, ids: Sequence[str]
+    ) -> None:
+        """One column set to one value on every row whose ``id`` is in ``ids``."""
+        if not ids:
+            return
+        if self.sqlite:
+            sql = (
+                f"UPDATE {table.name} SET {column.name} = ? "
+                "WHERE id IN (SELECT value FROM json_each(?))"
+            )
+            self.conn.exec_driver_sql(sql, (value, json.dumps(list(ids))))
+        else:
+            sql = (
+                f"UPDATE {table.name} SET {column.name} = %s::{_pg_type(column)} "
+                "WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
+            )
+            self.conn.exec_driver_sql(sql, (value, json.dumps(list(ids))))

@@ -1,0 +1,131 @@
+"""What keeps the daemon's resident memory down (benchmark figure 5): modules it never loads
+when it does not need them, and glibc's allocator held to a few arenas and trimmed after
+each poll cycle."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchwatch import daemon
+from batchwatch.store import Store
+
+
+def _glibc() -> bool:
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, OSError):
+        return False
+
+
+GLIBC = _glibc()
+
+# A daemon started in a fresh interpreter, as `batchwatch serve` starts it (logs configured,
+# then the daemon), on a database already at the latest revision; prints what it loaded.
+SERVE_AND_LIST_MODULES = """
+import sys, threading, urllib.error, urllib.request
+from pathlib import Path
+from batchwatch import logs
+from batchwatch.daemon import Daemon
+from tests.helpers import daemon_settings
+logs.configure("warning", "json")
+tmp = Path(sys.argv[1])
+d = Daemon(daemon_settings(tmp, "http://127.0.0.1:9"), threading.Event())
+d.start()
+try:
+    auth = {"Authorization": "Bearer " + (tmp / "token").read_text().strip()}
+    for path in ("/healthz", "/v1/batch/jobs?status=RUNNING", "/metrics"):
+        asked = urllib.request.Request(d.api_url + path, headers=auth)
+        try:
+            urllib.request.urlopen(asked, timeout=10).read()
+        except urllib.error.HTTPError:
+            pass  # /healthz is 503 here (no upstream): answered all the same
+    loaded = sorted(sys.modules)
+finally:
+    d.close()
+print(",".join(loaded))
+"""
+
+
+def _run(code: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_a_running_daemon_loads_neither_rich_nor_alembic(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'bw.db'}")
+    store.migrate()  # at the latest revision: start-up has nothing to upgrade
+    store.close()
+    modules = set(_run(SERVE_AND_LIST_MODULES, str(tmp_path)).split(","))
+    loaded = {name.split(".")[0] for name in modules}
+    assert "fastapi" in loaded  # it did start
+    assert not loaded & {"rich", "pygments", "alembic", "mako", "websockets"}, loaded
+
+
+def test_structlog_is_imported_without_rich_and_rich_stays_importable() -> None:
+    code = (
+        "import sys\n"
+        "import batchwatch.logs\n"
+        "before = 'rich' in sys.modules\n"
+        "import rich.table\n"
+        "print(before, sys.modules['rich'] is not None)\n"
+    )
+    assert _run(code) == "False True"
+
+
+def test_a_migrated_database_is_checked_without_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bw.db'}"
+    code = (
+        "import sys\n"
+        "from batchwatch.store import Store\n"
+        "store = Store(sys.argv[1]); store.migrate(); store.close()\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    assert _run(code, url) == "True"  # a new database: Alembic creates the tables
+    assert _run(code, url) == "False"  # then at every start: one read of alembic_version
+
+
+def test_arena_cap_leaves_an_explicit_setting_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert daemon.limit_malloc_arenas() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")
+    assert daemon.limit_malloc_arenas() is False
+
+
+@pytest.mark.skipif(not GLIBC, reason="the allocator knobs are glibc's")
+def test_arena_cap_is_set_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert daemon.limit_malloc_arenas() is True
+
+
+def test_memory_is_released_after_every_cycle_even_a_failed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    released: list[bool] = []
+    monkeypatch.setattr(daemon, "release_free_memory", lambda: released.append(True))
+
+    def failing() -> None:
+        raise RuntimeError("upstream down")
+
+    daemon.releasing(lambda: None)()
+    with pytest.raises(RuntimeError):
+        daemon.releasing(failing)()
+    assert released == [True, True]
+
+
+def test_release_free_memory_runs() -> None:
+    daemon.release_free_memory()  # glibc: malloc_trim; elsewhere: nothing

@@ -1,0 +1,172 @@
+"""The CLI in-process (``main(argv)``) against a real daemon, and once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchwatch import __version__
+from batchwatch.cli.main import main
+from batchwatch.daemon import Daemon
+from batchwatch.simulator.app import RunningSimulator
+from tests.helpers import get, upstream_job, wait_for
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def finished_job(simulator: RunningSimulator, daemon: Daemon, token: str) -> str:
+    job_id = upstream_job(simulator.url, sim_queue_seconds="0", sim_run_seconds="0.3")
+    wait_for(
+        lambda: get(daemon, token, f"/v1/batch/jobs/{job_id}").json().get("status") == "SUCCESS"
+    )
+    return job_id
+
+
+def test_jobs_lists_in_a_table_and_as_json(
+    capsys: pytest.CaptureFixture[str],
+    simulator: RunningSimulator,
+    daemon: Daemon,
+    token: str,
+    config: str,
+) -> None:
+    job_id = finished_job(simulator, daemon, token)
+    code, out, _ = run(capsys, "--config", config, "jobs")
+    assert code == 0
+    assert job_id in out and "SUCCESS" in out
+    code, out, _ = run(capsys, "--config", config, "jobs", "--json", "--status", "SUCCESS")
+    listed = json.loads(out)
+    assert [job["id"] for job in listed] == [job_id]
+    assert listed[0]["completed_requests"] == 3
+    code, out, _ = run(capsys, "--config", config, "jobs", "--json", "--status", "RUNNING")
+    assert json.loads(out) == []
+
+
+def test_show_prints_fields_transitions_and_progress(
+    capsys: pytest.CaptureFixture[str],
+    simulator: RunningSimulator,
+    daemon: Daemon,
+    token: str,
+    config: str,
+) -> None:
+    job_id = finished_job(simulator, daemon, token)
+    code, out, _ = run(capsys, "--config", config, "show", job_id)
+    assert code == 0
+    for expected in ("Transitions", "Progress", "RUNNING", "SUCCESS", "3/3"):
+        assert expected in out
+    code, out, _ = run(capsys, "--config", config, "show", job_id, "--json")
+    body = json.loads(out)
+    assert body["job"]["id"] == job_id
+    assert [t["to_status"] for t in body["transitions"]][-1] == "SUCCESS"
+    assert body["progress"][-1]["completed_requests"] == 3
+
+
+@pytest.mark.parametrize(
+    ("job_id", "message"),
+    [
+        ("8a1c7c3e-0000-4000-8000-000000000000", "is not a tracked job"),
+        ("not-a-job", "is not a valid job id"),
+    ],
+)
+def test_show_unknown_or_malformed_id_is_one_line(
+    capsys: pytest.CaptureFixture[str], config: str, job_id: str, message: str
+) -> None:
+    code, out, err = run(capsys, "--config", config, "show", job_id)
+    assert code == 1 and out == ""
+    assert message in err and job_id in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_wrong_token_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, daemon: Daemon
+) -> None:
+    bad = tmp_path / "bad-token"
+    bad.write_text("not-the-token\n")
+    bad.chmod(0o600)
+    path = tmp_path / "bad.toml"
+    port = daemon.api_url.rsplit(":", 1)[1]
+    path.write_text(f'[api]\nport = {port}\ntoken_file = "{bad}"\n')
+    code, _, err = run(capsys, "--config", str(path), "jobs")
+    assert code == 1
+    assert "refused the token" in err and err.count("\n") == 1
+
+
+def test_daemon_not_running_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("whatever\n")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[api]\nport = 9\ntoken_file = "{token}"\n')
+    code, _, err = run(capsys, "--config", str(path), "jobs")
+    assert code == 1
+    assert "cannot reach the batchwatch daemon" in err and "batchwatch serve" in err
+    assert err.count("\n") == 1
+
+
+def test_missing_token_file_says_how_to_get_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[api]\ntoken_file = "{tmp_path / "none"}"\n')
+    code, _, err = run(capsys, "--config", str(path), "jobs")
+    assert code == 1 and "no API token" in err
+
+
+def test_migrate_creates_the_database(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = tmp_path / "new" / "bw.db"
+    path = tmp_path / "c.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{db}"\n')
+    code, out, _ = run(capsys, "--config", str(path), "migrate")
+    assert code == 0 and "latest schema" in out
+    assert db.exists()
+
+
+def test_config_check_reports_each_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[tracking]\ndiscover = "x"\n[api]\nport = -1\n')
+    code, _, err = run(capsys, "config", "check", str(path))
+    assert code == 1
+    assert "tracking.discover" in err and "api.port" in err
+    repo = Path(__file__).resolve().parents[2]
+    code, out, _ = run(capsys, "config", "check", str(repo / "config.example.toml"))
+    assert code == 0 and out.endswith("ok\n")
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["jobs", "--status", "SLEEPING"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_real_subprocess_version_and_unreachable_daemon(tmp_path: Path) -> None:
+    version = subprocess.run(
+        [sys.executable, "-m", "batchwatch", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert version.returncode == 0 and version.stdout.strip() == f"batchwatch {__version__}"
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[api]\nport = 9\ntoken_file = "{token}"\n')
+    jobs = subprocess.run(
+        [sys.executable, "-m", "batchwatch", "--config", str(config), "jobs"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert jobs.returncode == 1
+    assert jobs.stderr.startswith("batchwatch: error: cannot reach the batchwatch daemon")
+    assert "Traceback" not in jobs.stderr
