@@ -11,9 +11,12 @@ import shutil
 import tempfile
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
+from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from batchwatch import logs
 from batchwatch.cli.daemon_client import LocalClient
@@ -84,15 +87,19 @@ def _submit(local: LocalClient, upstream: MistralClient, workdir: Path, count: i
     return ids
 
 
-def _watch(local: LocalClient, ids: list[str]) -> list[RemoteJob]:
-    """A live table until every job has ended (or the deadline passes)."""
+def _watch(local: LocalClient, ids: list[str], out: Console) -> list[RemoteJob]:
+    """Polls until every job has ended (or the deadline passes), cancelling ``cancel-me`` on
+    the way; on a terminal a live table shows each read, elsewhere the final table alone."""
     started = time.monotonic()
     to_cancel = {
         job_id for n, job_id in enumerate(ids) if SCENARIOS[n % len(SCENARIOS)][0] == "cancel-me"
     }
     shown: list[RemoteJob] = []
     title = "jobs as the daemon recorded them"
-    with Live(jobs_table([], title, compact=True), console=console(), refresh_per_second=8) as live:
+    # Off a terminal rich's Live prints its last frame without a line end, which runs the
+    # table's closing border into whatever is printed next: print the table once instead.
+    live = Live(jobs_table([], title, compact=True), console=out, refresh_per_second=8)
+    with live if out.is_terminal else nullcontext():
         while time.monotonic() - started < DEADLINE_SECONDS:
             tracked = {job.id: job for job in local.list_tracked(limit=1000)}
             shown = [tracked[i] for i in ids if i in tracked]
@@ -104,7 +111,20 @@ def _watch(local: LocalClient, ids: list[str]) -> list[RemoteJob]:
             if len(shown) == len(ids) and all(job.status.is_terminal for job in shown):
                 break
             time.sleep(0.25)
+    if not out.is_terminal:
+        out.print(jobs_table(shown, title, compact=True))
     return shown
+
+
+def _print_histories(local: LocalClient, jobs: list[RemoteJob], out: Console) -> None:
+    """Each job's transitions, under a title line of its own: as a table's title it would be
+    wrapped to the table's width, splitting the job id off its name."""
+    for job in jobs:
+        name = (job.metadata or {}).get("job_name", "")
+        samples = len(local.progress(job.id))
+        title = Text(f"{name} ({job.id}): {samples} progress samples", style="bold")
+        out.print(title, soft_wrap=not out.is_terminal)
+        out.print(transitions_table(local.transitions(job.id), title=None))
 
 
 def run_demo(jobs: int = 5, keep: bool = False) -> int:
@@ -136,12 +156,8 @@ def run_demo(jobs: int = 5, keep: bool = False) -> int:
             f"submitted {len(ids)} jobs: {(len(ids) + 1) // 2} through batchwatch, the others "
             "straight to the simulator (batchwatch discovers those itself)"
         )
-        final = _watch(local, ids)
-        for job in final:
-            name = (job.metadata or {}).get("job_name", "")
-            samples = len(local.progress(job.id))
-            title = f"{name} ({job.id}): {samples} progress samples"
-            out.print(transitions_table(local.transitions(job.id), title))
+        final = _watch(local, ids, out)
+        _print_histories(local, final, out)
         ended = sum(job.status.is_terminal for job in final)
         out.print(f"{ended}/{len(ids)} jobs ended; every transition above was recorded once.")
         return 0 if ended == len(ids) else 1

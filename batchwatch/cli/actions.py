@@ -13,18 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from batchwatch.cli.command import EXIT_JOB_NOT_SUCCESSFUL, EXIT_OK, Command
+from batchwatch.cli.display import print_json
 from batchwatch.errors import UserError
 from batchwatch.models import API_ENDPOINTS
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_JOB_NOT_SUCCESSFUL = 3
-
 ENDPOINTS = API_ENDPOINTS
-
-Command = Callable[[argparse.Namespace], int]
-
-
 
 
 def _metadata(pairs: list[str] | None) -> dict[str, str] | None:
@@ -55,8 +49,6 @@ def _created(args: argparse.Namespace, job: Any) -> int:
     from batchwatch.providers.mistral.wire import job_to_json
 
     if args.json:
-        from batchwatch.cli.main import print_json
-
         print_json(job_to_json(job))
     else:
         print(job.id)
@@ -101,7 +93,6 @@ def cmd_submit(args: argparse.Namespace, client: Any) -> int:
 
 def _print_job(args: argparse.Namespace, job: Any, text: str) -> int:
     if args.json:
-        from batchwatch.cli.main import print_json
         from batchwatch.providers.mistral.wire import job_to_json
 
         print_json(job_to_json(job))
@@ -136,7 +127,6 @@ def cmd_wait(args: argparse.Namespace, client: Any) -> int:
             job = client.get_job(args.job_id)
             display.update(job)
     if args.json:
-        from batchwatch.cli.main import print_json
         from batchwatch.providers.mistral.wire import job_to_json
 
         print_json(job_to_json(job))

@@ -7,6 +7,9 @@ into a pipe prints ``plain_jobs_table`` without loading it (about 30 ms of start
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -29,6 +32,25 @@ STATUS_STYLE: dict[str, str] = {
     "CANCELLATION_REQUESTED": "yellow",
     "CANCELLED": "magenta",
 }
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def stdout_is_terminal() -> bool:
+    """Whether rich would treat stdout as a terminal, by its own rule (TTY_COMPATIBLE, then
+    FORCE_COLOR, then isatty), decided without importing it."""
+    tty_compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if tty_compatible in ("0", "1"):
+        return tty_compatible == "1"
+    force_color = os.environ.get("FORCE_COLOR")
+    if force_color is not None:
+        return force_color != ""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # no stdout, or a closed one
+        return False
 
 
 @cache
@@ -200,7 +222,7 @@ def _when(value: Any, digits: int = 3) -> str:
     return stamp.strftime(fmt)[: digits - 6 or None]
 
 
-def transitions_table(rows: Iterable[dict[str, Any]], title: str = "Transitions") -> Table:
+def transitions_table(rows: Iterable[dict[str, Any]], title: str | None = "Transitions") -> Table:
     """Oldest first. SPAN: how long before SEEN the job was last seen in FROM, i.e. the
     window in which the change happened. Sized to fit 80 columns."""
     from rich.table import Table

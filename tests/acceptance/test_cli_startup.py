@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from batchwatch.cli.display import JOB_COLUMNS, plain_jobs_table
-from batchwatch.cli.main import main, stdout_is_terminal
+from batchwatch.cli.display import JOB_COLUMNS, plain_jobs_table, stdout_is_terminal
+from batchwatch.cli.main import main
 from batchwatch.daemon import Daemon
 from batchwatch.models import Counters, JobStatus, RemoteJob
 
