@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +16,9 @@ from batchwatch import __version__
 from batchwatch.cli.main import main
 from batchwatch.daemon import Daemon
 from batchwatch.simulator.app import RunningSimulator
-from tests.helpers import get, upstream_job, wait_for
+from tests.helpers import SIM_API_KEY, get, upstream_job, wait_for
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -170,3 +175,94 @@ def test_real_subprocess_version_and_unreachable_daemon(tmp_path: Path) -> None:
     assert jobs.returncode == 1
     assert jobs.stderr.startswith("batchwatch: error: cannot reach the batchwatch daemon")
     assert "Traceback" not in jobs.stderr
+
+
+def poll_config(tmp_path: Path, server_url: str) -> str:
+    """A config for `poll --once`: the upstream, a fresh SQLite file, warnings only."""
+    path = tmp_path / "poll.toml"
+    path.write_text(
+        f'[mistral]\nserver_url = "{server_url}"\nmax_retries = 0\n'
+        f'[database]\nurl = "sqlite:///{tmp_path / "poll.db"}"\n'
+        '[log]\nlevel = "warning"\n'
+    )
+    return str(path)
+
+
+def test_poll_once_records_the_upstream_jobs_in_the_database(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: RunningSimulator,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("MISTRAL_API_KEY", SIM_API_KEY)
+    ids = {upstream_job(simulator.url, sim_queue_seconds="60") for _ in range(2)}
+    config = poll_config(tmp_path, simulator.url)
+    code, out, err = run(capsys, "--config", config, "poll", "--once", "--json")
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    assert (report["listed"], report["transitions"]) == (2, 2)
+    with sqlite3.connect(tmp_path / "poll.db") as db:  # migrated, then written
+        stored = {row[0]: row[1] for row in db.execute("SELECT id, status FROM jobs")}
+    assert stored == dict.fromkeys(ids, "QUEUED")
+    # Nothing moved upstream: a second cycle records nothing, and says so in words.
+    code, out, _ = run(capsys, "--config", config, "poll", "--once")
+    assert code == 0
+    assert re.fullmatch(r"poll cycle: 2 listed, .* 0 transitions, .* in \d+\.\d\ds\n", out)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("no key", "no Mistral API key: set MISTRAL_API_KEY or mistral.api_key_file"),
+        ("wrong key", "cannot poll Mistral at http://127.0.0.1:"),
+        ("unreachable", "cannot poll Mistral at http://127.0.0.1:9: "),
+    ],
+)
+def test_poll_once_failing_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: RunningSimulator,
+    tmp_path: Path,
+    case: tuple[str, str],
+) -> None:
+    problem, message = case
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    if problem == "no key":
+        monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("MISTRAL_API_KEY", "wrong-key" if problem == "wrong key" else "k")
+    url = "http://127.0.0.1:9" if problem == "unreachable" else simulator.url
+    code, out, err = run(capsys, "--config", poll_config(tmp_path, url), "poll", "--once")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"batchwatch: error: {message}") and err.count("\n") == 1
+    assert "wrong-key" not in err
+
+
+def test_poll_needs_once(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["poll"])
+    assert info.value.code == 2
+    assert "--once" in capsys.readouterr().err
+
+
+def test_demo_into_a_pipe_keeps_tables_and_titles_whole() -> None:
+    """`batchwatch demo | cat`: rich's live table, off a terminal, ends without a line end,
+    and a table's title is wrapped to the table's width; neither may show in a pipe."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "batchwatch", "demo", "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**clean, "COLUMNS": "60"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    tops = [line for line in lines if "┏" in line]
+    assert len(tops) == 3  # the jobs, then each job's transitions
+    assert all(line.startswith("┏") for line in tops)
+    assert all(line.rstrip().endswith("┘") for line in lines if "┘" in line)
+    for name in ("translate-catalogue", "summarise-tickets"):
+        title = rf"{name} \({UUID}\): \d+ progress samples"
+        assert any(re.fullmatch(title, line) for line in lines), f"{name}'s title is split"
