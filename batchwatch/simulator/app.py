@@ -1,6 +1,6 @@
 """An in-memory, Mistral-compatible batch + files API server, for the demo and the tests.
 
-It follows MISTRAL-API.md and Mistral's OpenAPI spec (every response validates against it;
+It follows docs/mistral-api.md and Mistral's OpenAPI spec (every response validates against it;
 ``tests/test_simulator.py`` checks that through the official SDK). Choices where Mistral
 documents nothing:
 
@@ -105,7 +105,7 @@ class SimulatorSettings:
 
 
 class SimApiError(Exception):
-    """An error answered with Mistral's documented body (MISTRAL-API.md §3)."""
+    """An error answered with Mistral's documented body (docs/mistral-api.md §3)."""
 
     def __init__(self, status_code: int, message: str, error_type: str = "invalid_request_error"):
         super().__init__(message)
@@ -295,7 +295,7 @@ class JobView:
     outputs: list[dict[str, Any]] | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        """``BatchJob`` (MISTRAL-API.md §1.3): timestamps are int epoch seconds."""
+        """``BatchJob`` (docs/mistral-api.md §1.3): timestamps are int epoch seconds."""
         state = self.state
         return {
             "id": self.id,
@@ -684,7 +684,7 @@ _LIST_PARAMS = frozenset(
 
 
 def _batch_router(simulation: Simulation) -> APIRouter:
-    """The ``/v1/batch/jobs`` routes (MISTRAL-API.md §1). Auth is checked by the gateway."""
+    """The ``/v1/batch/jobs`` routes (docs/mistral-api.md §1). Auth is checked by the gateway."""
     router = APIRouter()
 
     # jobs_api_routes_batch_get_batch_jobs

@@ -92,7 +92,7 @@ JOB_ROUTES = frozenset(
      "POST /v1/batch/jobs/{job_id}/cancel"}
 )  # fmt: skip
 BINARY_ROUTES = frozenset({"GET /v1/files/{file_id}/content"})
-# Required fields per ``object`` (MISTRAL-API.md §1.3, §2); what ``missing_field`` removes.
+# Required fields per ``object`` (docs/mistral-api.md §1.3, §2); what ``missing_field`` removes.
 REQUIRED_FIELDS = {
     "batch": ("id", "input_files", "endpoint", "errors", "status", "created_at",
               "total_requests", "completed_requests", "succeeded_requests", "failed_requests"),

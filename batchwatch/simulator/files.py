@@ -5,7 +5,7 @@ Split out of ``simulator.py`` along one line: everything here is about *bytes in
 ``simulator.py`` owns the job lifecycle and the HTTP wiring. Nothing here takes a lock or
 reads the clock: the ``Simulation`` calls in with its lock held and ``now`` in hand.
 
-Result file formats (MISTRAL-API.md §6). Each line of an output file (``batch_result``) is
+Result file formats (docs/mistral-api.md §6). Each line of an output file (``batch_result``) is
 ``{"id": "batch-<8 hex of job id>-<1-based request index>-<uuid4>", "custom_id": ...,
 "response": {"status_code": 200, "body": <the endpoint's normal response>}, "error": null}``.
 The error file (``batch_error``) format is undocumented upstream; the simulator writes the
@@ -145,7 +145,7 @@ def uploaded_file(
     visibility: FileVisibility,
     expiry_hours: int | None,
 ) -> StoredFile:
-    """The record for an upload: batch inputs are ``batch_request`` (MISTRAL-API.md §2)."""
+    """The record for an upload: batch inputs are ``batch_request`` (docs/mistral-api.md §2)."""
     return StoredFile(
         id=str(uuid.uuid4()),
         filename=filename,
@@ -275,7 +275,7 @@ def _error_line(source: ResultSource, index: int) -> dict[str, Any]:
 
 
 def error_body(message: str, error_type: str = "invalid_request_error") -> dict[str, Any]:
-    """Mistral's documented error body (MISTRAL-API.md §3, DOC-ERR)."""
+    """Mistral's documented error body (docs/mistral-api.md §3, DOC-ERR)."""
     return {"object": "error", "message": message, "type": error_type, "param": None, "code": None}
 
 
@@ -365,7 +365,7 @@ _RESPONSE_BODIES: dict[str, Callable[[str, int, int], dict[str, Any]]] = {
 
 
 def files_router(simulation: Simulation) -> APIRouter:
-    """The ``/v1/files`` routes (MISTRAL-API.md §2). Auth is checked by the gateway."""
+    """The ``/v1/files`` routes (docs/mistral-api.md §2). Auth is checked by the gateway."""
     router = APIRouter()
 
     # files_api_routes_upload_file
