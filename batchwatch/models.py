@@ -35,10 +35,6 @@ class JobStatus(enum.StrEnum):
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATUSES
 
-    @property
-    def is_active(self) -> bool:
-        return self in ACTIVE_STATUSES
-
 
 #: The statuses in which Mistral may still change a job: these are what a poll lists.
 ACTIVE_STATUSES: frozenset[JobStatus] = frozenset(
@@ -119,7 +115,7 @@ class Counters:
 
 @dataclass(frozen=True, slots=True)
 class RemoteJob:
-    """A batch job as Mistral reported it, parsed at the edge (``client.py``)."""
+    """A batch job as Mistral reported it, parsed at the edge (``providers/mistral/wire.py``)."""
 
     id: str
     status: JobStatus

@@ -127,5 +127,23 @@ def test_memory_is_released_after_every_cycle_even_a_failed_one(
     assert released == [True, True]
 
 
-def test_release_free_memory_runs() -> None:
-    daemon.release_free_memory()  # glibc: malloc_trim; elsewhere: nothing
+def test_release_free_memory_trims_glibc_and_leaves_other_allocators(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trimmed: list[int] = []
+
+    class Glibc:
+        def malloc_trim(self, pad: int) -> int:
+            trimmed.append(pad)
+            return 1
+
+    monkeypatch.setattr(daemon, "_glibc", Glibc)
+    daemon.release_free_memory()
+    assert trimmed == [0]  # no padding kept at the top of the heap
+    monkeypatch.setattr(daemon, "_glibc", lambda: None)  # musl, macOS: nothing to call
+    daemon.release_free_memory()
+    assert trimmed == [0]
+    monkeypatch.undo()
+    libc = daemon._glibc()
+    if libc is not None:  # the real call: 1 when memory was returned, 0 when there was none
+        assert libc.malloc_trim(0) in (0, 1)
