@@ -21,6 +21,7 @@ from batchwatch.errors import ApiError, StartupError, UserError
 if TYPE_CHECKING:
     from batchwatch.config import Settings
     from batchwatch.poller import CycleReport
+    from batchwatch.store import Store
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -46,13 +47,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return code
 
 
+def _migrate(store: Store) -> None:
+    """As the daemon does at start: an unreachable or refusing database is one line."""
+    try:
+        store.migrate()
+    except Exception as exc:
+        first = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise StartupError(f"database.url: cannot migrate the database: {first[0]}") from None
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from batchwatch.store import Store, safe_url
 
     settings = _settings(args)
     store = Store(settings.database_url)
     try:
-        store.migrate()
+        _migrate(store)
     finally:
         store.close()
     print(f"database is at the latest schema: {safe_url(settings.database_url)}")
@@ -85,10 +95,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
         concurrency=s.tracking.concurrency,
     )
     try:
-        try:
-            store.migrate()
-        except Exception as exc:
-            raise StartupError(f"database.url: cannot migrate the database: {exc}") from None
+        _migrate(store)
         report = poll_once(client, store, options, utc_now)
     except ApiError as exc:
         raise UserError(f"cannot poll Mistral at {s.mistral.server_url}: {exc.message}") from None

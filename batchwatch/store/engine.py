@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from batchwatch.errors import StoreUnavailable
+from batchwatch.errors import StartupError, StoreUnavailable
 
 # Any constant works; it only has to be the same for every batchwatch sharing a database.
 _PG_WRITE_LOCK = 0x62617463  # "batc"
@@ -58,7 +58,11 @@ def make_engine(url: str, *, writer: bool = True, busy_timeout_ms: int = 5000) -
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _sqlite_setup(engine, immediate=writer, busy_timeout_ms=busy_timeout_ms)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:  # the driver: psycopg is not in the base install
+        extra = "pip install 'batchwatch[postgres]' (postgresql+psycopg:// URLs)"
+        raise StartupError(f"database.url: no {exc.name} module for it; {extra}") from None
 
 
 def safe_url(url: str) -> str:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from batchwatch import __version__
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -148,4 +150,31 @@ def test_wheel_in_a_fresh_venv_migrates_and_serves(tmp_path: Path) -> None:
         timeout=60,
         check=True,
     )
-    assert module.stdout.startswith("batchwatch ")
+    # The version is written once, in batchwatch/__init__.py, and the wheel is named by it.
+    assert module.stdout == f"batchwatch {__version__}\n"
+    assert wheel.name.startswith(f"batchwatch-{__version__}-")
+    assert_postgres_is_an_extra(venv, tmp_path)
+
+
+def assert_postgres_is_an_extra(venv: Path, tmp_path: Path) -> None:
+    """The base install brings no PostgreSQL driver; a postgresql URL then says, in one
+    line, which extra brings it, instead of a traceback about a missing module."""
+    python = str(venv / "bin" / "python")
+    driver = subprocess.run(
+        [python, "-c", "import psycopg"], capture_output=True, timeout=60, check=False
+    )
+    assert driver.returncode == 1 and b"No module named 'psycopg'" in driver.stderr
+    config = tmp_path / "pg.toml"
+    config.write_text('[database]\nurl = "postgresql+psycopg://postgres@127.0.0.1:9/x"\n')
+    migrate = subprocess.run(
+        [str(venv / "bin" / "batchwatch"), "--config", str(config), "migrate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (migrate.returncode, migrate.stdout) == (1, "")
+    assert migrate.stderr.count("\n") == 1, migrate.stderr
+    assert migrate.stderr.startswith("batchwatch: error: database.url: no psycopg module")
+    assert "pip install 'batchwatch[postgres]'" in migrate.stderr
