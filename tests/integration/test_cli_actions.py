@@ -12,17 +12,15 @@ import pytest
 import requests
 
 from batchwatch.cli.batchfile import check_lines
-from batchwatch.cli.main import main
 from batchwatch.simulator.app import RunningSimulator
+from tests.integration.test_cli import run as run_main
 
 ENDPOINT = ("--model", "mistral-small-latest", "--endpoint", "/v1/chat/completions")
 GOOD = b'{"custom_id": "a", "body": {"messages": []}}\n{"custom_id": "b", "body": {}}\n'
 
 
 def run(capsys: pytest.CaptureFixture[str], config: str, *argv: str) -> tuple[int, str, str]:
-    code = main(["--config", config, *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_main(capsys, "--config", config, *argv)
 
 
 def upstream_count(simulator: RunningSimulator, route: str) -> int:
