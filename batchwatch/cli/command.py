@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from batchwatch.cli.daemon_client import LocalClient
 
 EXIT_OK = 0
+#: One line on stderr says why (``main``'s error funnel).
 EXIT_ERROR = 1
-EXIT_USAGE = 2
+# 2 is a usage error: argparse exits with it itself.
 #: `batchwatch wait`: the job ended, in another status than SUCCESS.
 EXIT_JOB_NOT_SUCCESSFUL = 3
 EXIT_INTERRUPTED = 130
