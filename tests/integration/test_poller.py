@@ -240,7 +240,7 @@ class SteppedClient(MistralClient):
     simulator can change between two reads of a single cycle."""
 
     def __init__(self, url: str, retry: RetryPolicy | None = None) -> None:
-        super().__init__(url, SIM_API_KEY, **({"retry": retry} if retry else {}))
+        super().__init__(url, SIM_API_KEY, retry=retry)
         self.step: tuple[Callable[[ListFilter, int], bool], Callable[[], None]] | None = None
 
     def after(self, when: Callable[[ListFilter, int], bool], then: Callable[[], None]) -> None:
