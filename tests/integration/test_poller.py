@@ -29,9 +29,11 @@ def client(simulator: RunningSimulator) -> Iterator[MistralClient]:
     c.close()
 
 
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    s = Store(sqlite_url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Store]:
+    """A migrated store: a SQLite file, and a PostgreSQL schema when a test URL is given."""
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
+    s = Store(url)
     s.migrate()
     yield s
     s.close()
