@@ -305,7 +305,9 @@ def test_a_job_that_ends_below_a_page_of_known_jobs_is_still_discovered(
     late: list[str] = []
 
     def create_late_then_quick() -> None:
-        running = JobSpec(endpoint=SPEC.endpoint, metadata={"sim_queue_seconds": "0"})
+        # It runs long enough to still be running when this cycle's discovery reads it.
+        directives = {"sim_queue_seconds": "0", "sim_run_seconds": "3"}
+        running = JobSpec(endpoint=SPEC.endpoint, metadata=directives)
         late.extend(simulator.simulation.seed_jobs(1, running, total_requests=1))
         time.sleep(0.01)  # strictly older than the quick ones
         simulator.simulation.seed_jobs(150, ENDED, total_requests=1)
@@ -336,7 +338,9 @@ def test_a_job_pushed_to_an_unread_page_is_found_next_cycle(
     time.sleep(0.01)
     simulator.simulation.seed_jobs(199, ENDED, total_requests=1)
     time.sleep(0.01)
-    running = JobSpec(endpoint=SPEC.endpoint, metadata={"sim_queue_seconds": "0"})
+    # Running when this cycle's active list is read; ended before its page 1 is.
+    directives = {"sim_queue_seconds": "0", "sim_run_seconds": "2"}
+    running = JobSpec(endpoint=SPEC.endpoint, metadata=directives)
     (top,) = simulator.simulation.seed_jobs(1, running, total_requests=1)
     stepped.after(discovery_page(0), lambda: wait_for(simulator, top, JobStatus.SUCCESS))
     report = poll_once(stepped, store, options)
