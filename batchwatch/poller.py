@@ -3,16 +3,20 @@
 It knows nothing of scheduling or signals; the scheduler, the tests and ``batchwatch poll
 --once`` all call ``poll_once`` directly.
 
-Requests per cycle: ceil(A / page_size) list pages for the A active jobs, one discovery
-page for jobs that were created and finished between two cycles, and one ``get`` for each
-stored-active job that neither list returned (it ended, or moved while pages were read).
+Requests per cycle: ceil(A / page_size) list pages for the A active jobs; discovery's
+pages of terminal jobs created since the previous cycle (less an overlap for skew), newest
+first, read only until every job that ended since is found: one page when nothing new
+ended, whatever ended within the overlap before; and one ``get`` for each stored-active
+job that neither list returned (it ended, or moved while pages were read).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from batchwatch.errors import ApiError
@@ -27,7 +31,7 @@ from batchwatch.models import (
     RemoteJob,
 )
 from batchwatch.providers.mistral.client import MistralClient
-from batchwatch.store import Store
+from batchwatch.store import JobQuery, Store
 from batchwatch.transitions import Changes, departed, plan
 
 log = get_logger("batchwatch.poller")
@@ -80,26 +84,72 @@ def poll_once(
 ) -> CycleReport:
     started = time.monotonic()
     cycle_start = clock()
-    stored_active = store.active_job_ids()
-    mine = options.discover == "mine"
+    seen = _observe(client, store, options)
+    observed_at = clock()
+    with store.write() as writer:
+        before = writer.load({job.id for job in seen.observed})
+        changes = plan(before, seen.observed, observed_at)
+        writer.apply(changes, observed_at, JobSource.DISCOVERED)
+        for job_id in seen.deleted:
+            writer.mark_deleted(job_id, observed_at)
+        if seen.discovery_complete:
+            writer.set_state(WATERMARK, str(int(cycle_start.timestamp())))
+    _log_changes(changes, seen.deleted)
 
+    report = CycleReport(
+        listed=seen.listed,
+        discovered=seen.discovered,
+        departed=seen.departed,
+        transitions=len(changes.transitions),
+        progress=len(changes.progress),
+        skipped=len(changes.skipped),
+        deleted=len(seen.deleted),
+        seconds=round(time.monotonic() - started, 4),
+    )
+    log.info("poll_finished", **asdict(report))
+    if seen.failures:
+        raise PartialCycle(
+            f"{len(seen.failures)} read(s) failed, the rest recorded: {seen.failures[0]}"
+        )
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    """What one cycle read upstream, before anything is written."""
+
+    observed: list[RemoteJob]
+    listed: int
+    discovered: int
+    departed: int
+    deleted: list[str]
+    failures: list[str]
+    #: Discovery read every job it had to: the watermark may move up to this cycle's start.
+    #: Not after a failed or malformed discovery page: the jobs it hid may be known nowhere
+    #: else, so the next cycle must ask for them again.
+    discovery_complete: bool
+
+
+def _observe(client: MistralClient, store: Store, options: PollOptions) -> _Observed:
+    """The cycle's reads: the active list, discovery, then a get for each stored-active job
+    that neither returned."""
+    stored_active = store.active_job_ids()
     # Mistral: one status-filtered list (status repeated) instead of a get per job.
     active = client.list_all(
-        _sorted_filter(ACTIVE_STATUSES, created_by_me=mine),
+        _sorted_filter(ACTIVE_STATUSES, created_by_me=options.discover == "mine"),
         options.page_size,
         options.concurrency,
         reuse=store.row_cache.same_job,
     )
     # Discovery failing costs only what it would have found: the active list is recorded
     # all the same, and the watermark stays put so the next cycle asks again.
-    found, discovery_error = JobPage((), 0), None
+    found, failures = JobPage((), 0), []
     if options.discover != "none":
         try:
             found = _discover(client, store, options)
         except ApiError as exc:
-            discovery_error = f"discovery: {exc.message}"
-    listed, discovered = list(active.jobs), list(found.jobs)
-    observed = listed + discovered
+            failures.append(f"discovery: {exc.message}")
+    observed = list(active.jobs) + list(found.jobs)
     if options.discover == "none":
         observed = [job for job in observed if job.id in stored_active]
     if active.malformed or found.malformed:
@@ -108,51 +158,97 @@ def poll_once(
             count=active.malformed + found.malformed,
             hint="left out of this cycle; tracked jobs among them are read one by one",
         )
-
     gone = departed(stored_active, {job.id for job in observed})
-    fetched, deleted, failures = _fetch_departed(client, gone)
-    if discovery_error is not None:
-        failures.insert(0, discovery_error)
-    observed += fetched
-    observed_at = clock()
-
-    with store.write() as writer:
-        before = writer.load({job.id for job in observed})
-        changes = plan(before, observed, observed_at)
-        writer.apply(changes, observed_at, JobSource.DISCOVERED)
-        for job_id in deleted:
-            writer.mark_deleted(job_id, observed_at)
-        # A malformed discovery page must be read again next cycle: the jobs it hid may
-        # be known nowhere else.
-        if options.discover != "none" and not found.malformed and discovery_error is None:
-            writer.set_state(WATERMARK, str(int(cycle_start.timestamp())))
-    _log_changes(changes, deleted)
-
-    report = CycleReport(
-        listed=len(listed),
-        discovered=len(discovered),
+    fetched, deleted, missed = _fetch_departed(client, gone)
+    return _Observed(
+        observed=observed + fetched,
+        listed=len(active.jobs),
+        discovered=len(found.jobs),
         departed=len(gone),
-        transitions=len(changes.transitions),
-        progress=len(changes.progress),
-        skipped=len(changes.skipped),
-        deleted=len(deleted),
-        seconds=round(time.monotonic() - started, 4),
+        deleted=deleted,
+        failures=failures + missed,
+        discovery_complete=options.discover != "none" and not failures and not found.malformed,
     )
-    log.info("poll_finished", **asdict(report))
-    if failures:
-        raise PartialCycle(f"{len(failures)} read(s) failed, the rest recorded: {failures[0]}")
-    return report
 
 
 def _discover(client: MistralClient, store: Store, options: PollOptions) -> JobPage:
     """Jobs that ended without ever being seen active: created since the last cycle (or,
     on the very first cycle, ever), already in a terminal status."""
     mark = store.get_state(WATERMARK)
-    since = datetime.fromtimestamp(int(mark), UTC) - options.discovery_overlap if mark else None
-    flt = _sorted_filter(
-        TERMINAL_STATUSES, created_by_me=options.discover == "mine", created_after=since
-    )
-    return client.list_all(flt, options.page_size, options.concurrency)
+    mine = options.discover == "mine"
+    if mark is None:
+        # Mistral: every terminal job ever created, the pages read concurrently.
+        everything = _sorted_filter(TERMINAL_STATUSES, created_by_me=mine)
+        return client.list_all(everything, options.page_size, options.concurrency)
+    since = datetime.fromtimestamp(int(mark), UTC) - options.discovery_overlap
+    flt = _sorted_filter(TERMINAL_STATUSES, created_by_me=mine, created_after=since)
+    # Mistral keeps jobs created at or after the whole second it is sent (wire format).
+    stored_since = math.floor(since.timestamp())
+    query = JobQuery(statuses=flt.statuses, created_after=stored_since - 1, page_size=0)
+    return _read_until_settled(client, store, flt, options, store.list_jobs(query)[1])
+
+
+def _read_until_settled(
+    client: MistralClient, store: Store, flt: ListFilter, options: PollOptions, stored: int
+) -> JobPage:
+    """The terminal jobs matching ``flt``, newest first, page by page, stopping after the
+    first page whose every job is already stored with the very status listed, once the
+    pages read hold as many news as Mistral's ``total`` says exist.
+
+    Listed newest *created* first, a job that ends late can sit below a page of newer jobs
+    stored already (a job created just after the previous active list was read, that
+    outlived the short jobs created after it). So the first known page alone proves
+    nothing: the count does. ``stored`` is how many jobs the store holds in a terminal
+    status in the same window; every one of them is listed (terminal is final), so
+    ``total - stored`` of the listed ones are news, and discovery reads on until it has seen
+    that many. When ``stored`` exceeds ``total`` (a tracked job of someone else's under
+    ``discover = "mine"``, a job deleted upstream) the count proves nothing, and every page
+    is read. A job that ends while the pages are read can push an older one down a page or
+    stand in for it in the count; the one it hid is still news next cycle, and is read then.
+
+    After the first page the next ones are read as many at a time as were read so far (up
+    to ``concurrency``), so a cycle with one job ended reads 2 pages, and a burst is read
+    almost as fast as ``list_all`` would."""
+    # Mistral: jobs_api_routes_batch_get_batch_jobs, newest first (order_by=-created).
+    first = client.list_page(flt, 0, options.page_size)
+    pages = max(1, math.ceil(first.total / options.page_size))
+    tally = _Tally(store, first.total - stored if stored <= first.total else None)
+    done, read = tally.take(first), 1
+    with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
+        while not done and read < pages:
+            wave = range(read, min(pages, 2 * read, read + options.concurrency))
+            for page in pool.map(lambda n: client.list_page(flt, n, options.page_size), wave):
+                done = tally.take(page) or done
+            read = wave.stop
+    return JobPage(tuple(tally.seen.values()), first.total, tally.malformed)
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Discovery's pages so far, and whether it may stop."""
+
+    store: Store
+    #: Listed jobs the store does not hold in a terminal status; None when unknown.
+    news_expected: int | None
+    seen: dict[str, RemoteJob] = field(default_factory=dict)
+    news_seen: int = 0
+    malformed: int = 0
+
+    def take(self, page: JobPage) -> bool:
+        """Add one page; whether discovery may stop after it."""
+        stored = self.store.stored_statuses([job.id for job in page.jobs])
+        # A malformed item may hide anything: its page is never the last one read.
+        known_page = page.malformed == 0
+        for job in page.jobs:
+            status = stored.get(job.id)
+            # Stored RUNNING and now listed SUCCESS is news, as is a job never stored.
+            known_page = known_page and status is job.status
+            if job.id not in self.seen:  # a job seen on two pages: the list shifted
+                self.seen[job.id] = job
+                self.news_seen += status is None or not status.is_terminal
+        self.malformed += page.malformed
+        expected = self.news_expected
+        return known_page and expected is not None and self.news_seen >= expected
 
 
 def _fetch_departed(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from batchwatch.models import (
     StoredJob,
     Transition,
 )
+from batchwatch.store.bulk import Bulk
 from batchwatch.store.engine import _unavailable
 from batchwatch.store.rows import (
     _FEED,
@@ -178,3 +179,14 @@ class Reads:
     def ping(self) -> None:
         with self.reading() as conn:
             conn.execute(text("SELECT 1"))
+
+    def stored_statuses(self, job_ids: Collection[str]) -> dict[str, JobStatus]:
+        """The stored status of each of ``job_ids`` that is tracked; an untracked id is
+        absent. One statement, the ids passed as one parameter (a discovery page's 100)."""
+        with self.reading() as conn:
+            return {
+                job_id: JobStatus.parse(status)
+                for job_id, status in Bulk(conn).select_in(
+                    jobs, (jobs.c.id, jobs.c.status), list(job_ids)
+                )
+            }
