@@ -12,7 +12,7 @@ import pytest
 from batchwatch import __version__
 from batchwatch.cli.main import main
 from batchwatch.daemon import Daemon
-from batchwatch.simulator.app import RunningSimulator
+from batchwatch.simulator.server import RunningSimulator
 from tests.helpers import get, upstream_job, wait_for
 
 

@@ -13,7 +13,7 @@ import requests
 
 from batchwatch.cli.batchfile import check_lines
 from batchwatch.cli.main import main
-from batchwatch.simulator.app import RunningSimulator
+from batchwatch.simulator.server import RunningSimulator
 
 ENDPOINT = ("--model", "mistral-small-latest", "--endpoint", "/v1/chat/completions")
 GOOD = b'{"custom_id": "a", "body": {"messages": []}}\n{"custom_id": "b", "body": {}}\n'
