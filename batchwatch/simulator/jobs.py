@@ -42,48 +42,62 @@ class SimJob:
     deleted_at: float | None = None
 
 
+def remote_job(
+    job: SimJob, state: JobState, output_file: str | None, error_file: str | None
+) -> RemoteJob:
+    """The job at one instant as the product's domain record, which ``wire.job_to_json``
+    serialises; timestamps are int epoch seconds."""
+    return RemoteJob(
+        id=job.id,
+        status=state.status,
+        raw_status=state.status.value,
+        endpoint=job.spec.endpoint,
+        input_files=job.spec.input_files,
+        model=job.spec.model,
+        agent_id=job.spec.agent_id,
+        metadata=job.spec.metadata,
+        output_file=output_file,
+        error_file=error_file,
+        errors=_FAILURE if state.status is JobStatus.FAILED else (),
+        created_at=int(job.plan.created_at),
+        started_at=_epoch(state.started_at),
+        completed_at=_epoch(state.completed_at),
+        counters=Counters(
+            total=job.plan.total_requests,
+            completed=state.completed,
+            succeeded=state.succeeded,
+            failed=state.failed,
+        ),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class JobView:
-    """A job at one instant, as the API shows it."""
+    """A job at one instant, as the API shows it: the ``RemoteJob`` it serialises, and what
+    the simulation holds behind it (its spec, and its plan and state in float instants)."""
 
-    id: str
+    remote: RemoteJob
     spec: JobSpec
     plan: JobPlan
     state: JobState
-    output_file: str | None
-    error_file: str | None
     outputs: list[dict[str, Any]] | None = None
 
-    def to_remote(self) -> RemoteJob:
-        """The job as the product's domain record; timestamps are int epoch seconds."""
-        state, spec = self.state, self.spec
-        return RemoteJob(
-            id=self.id,
-            status=state.status,
-            raw_status=state.status.value,
-            endpoint=spec.endpoint,
-            input_files=spec.input_files,
-            model=spec.model,
-            agent_id=spec.agent_id,
-            metadata=spec.metadata,
-            output_file=self.output_file,
-            error_file=self.error_file,
-            errors=_FAILURE if state.status is JobStatus.FAILED else (),
-            created_at=int(self.plan.created_at),
-            started_at=_epoch(state.started_at),
-            completed_at=_epoch(state.completed_at),
-            counters=Counters(
-                total=self.plan.total_requests,
-                completed=state.completed,
-                succeeded=state.succeeded,
-                failed=state.failed,
-            ),
-        )
+    @property
+    def id(self) -> str:
+        return self.remote.id
+
+    @property
+    def output_file(self) -> str | None:
+        return self.remote.output_file
+
+    @property
+    def error_file(self) -> str | None:
+        return self.remote.error_file
 
     def to_wire(self) -> dict[str, Any]:
         """``BatchJob`` (docs/mistral-api.md §1.3), with the inline ``outputs`` when read
         with ``?inline=true`` (the one field a ``RemoteJob`` does not carry)."""
-        body = job_to_json(self.to_remote())
+        body = job_to_json(self.remote)
         body["outputs"] = self.outputs
         return body
 

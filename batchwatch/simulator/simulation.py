@@ -28,7 +28,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from batchwatch.models import JobStatus
+from batchwatch.models import JobStatus, RemoteJob
 from batchwatch.simulator.api_errors import SimApiError
 from batchwatch.simulator.fault_injector import FaultInjector
 from batchwatch.simulator.files import (
@@ -42,9 +42,10 @@ from batchwatch.simulator.files import (
     parse_request_lines,
     uploaded_file,
 )
-from batchwatch.simulator.jobs import JobList, JobSpec, JobView, SimJob, SimJobQuery
+from batchwatch.simulator.jobs import JobList, JobSpec, JobView, SimJob, SimJobQuery, remote_job
 from batchwatch.simulator.lifecycle import (
     JobPlan,
+    JobState,
     StatusEntry,
     plan_job,
     state_at,
@@ -103,6 +104,7 @@ class Simulation:
         self._listings = _VersionedCache()
         self._files = FileStore()
         self._results: dict[str, tuple[str | None, str | None]] = {}  # output, error file
+        self._shown: dict[str, tuple[JobState, RemoteJob]] = {}  # each job's last view (_view)
         self._requests: Counter[str] = Counter()
         self.faults = FaultInjector(settings.faults, settings.fault_seed)
 
@@ -162,6 +164,7 @@ class Simulation:
             now = self._advance()
             job = self._job(job_id)
             del self._jobs[job_id], self._status[job_id]
+            self._shown.pop(job_id, None)
             self._next_change.pop(job_id, None)
             self._order.remove((job.plan.created_at, job_id))
             self._deleted[job_id] = replace(job, deleted_at=now)
@@ -335,9 +338,19 @@ class Simulation:
 
     def _view(self, job: SimJob, now: float, inline: bool = False) -> JobView:
         state = state_at(job.plan, job.line, now)
-        output_file, error_file = self._results.get(job.id, (None, None))
+        # A cycle lists 10,000 jobs, most unchanged since the last cycle: their RemoteJob
+        # is reused. CPU to serve 10,000 (list, serialise, encode): 102 ms with the
+        # hand-written JSON this replaced, 136 ms building a RemoteJob per read, 101 ms
+        # reusing it (the read right after all 10,000 changed: 165 ms, the GC walking the
+        # kept records). The state decides the rest: result files are registered as a
+        # job ends.
+        shown = self._shown.get(job.id)
+        if shown is None or shown[0] != state:
+            files = self._results.get(job.id, (None, None))
+            shown = self._shown[job.id] = (state, remote_job(job, state, *files))
+        remote = shown[1]
         outputs = None
-        if inline and job.spec.requests is not None and output_file is not None:
-            stored = self._files.get(output_file)
+        if inline and job.spec.requests is not None and remote.output_file is not None:
+            stored = self._files.get(remote.output_file)
             outputs = None if stored is None else jsonl_objects(stored.content)
-        return JobView(job.id, job.spec, job.plan, state, output_file, error_file, outputs)
+        return JobView(remote, job.spec, job.plan, state, outputs)
