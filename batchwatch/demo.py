@@ -32,7 +32,8 @@ from batchwatch.config import (
 from batchwatch.daemon import Daemon
 from batchwatch.models import RemoteJob
 from batchwatch.providers.mistral.client import CreateRequest, MistralClient
-from batchwatch.simulator.app import SimulatorSettings, start_in_thread
+from batchwatch.simulator.server import start_in_thread
+from batchwatch.simulator.settings import SimulatorSettings
 
 DEMO_KEY = "demo-key-not-secret"
 # (name, simulator directives): each job ends in its own way.

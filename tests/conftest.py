@@ -11,7 +11,8 @@ import pytest
 
 from batchwatch import logs
 from batchwatch.daemon import Daemon
-from batchwatch.simulator.app import RunningSimulator, SimulatorSettings, start_in_thread
+from batchwatch.simulator.server import RunningSimulator, start_in_thread
+from batchwatch.simulator.settings import SimulatorSettings
 from batchwatch.store import Store
 from tests.helpers import SIM_API_KEY, daemon_settings, pg_schema
 

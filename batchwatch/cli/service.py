@@ -137,8 +137,9 @@ def _fault_option(parse: str) -> Callable[[str], Any]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from batchwatch.simulator.app import SimulatorSettings, serve
     from batchwatch.simulator.faults import with_timings
+    from batchwatch.simulator.server import serve
+    from batchwatch.simulator.settings import SimulatorSettings
 
     faults = with_timings(args.faults or (), args.retry_after, args.stall_seconds)
     sim = SimulatorSettings(

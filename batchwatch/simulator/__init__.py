@@ -1,0 +1,26 @@
+"""An in-memory, Mistral-compatible batch + files API server, for the demo and the tests.
+
+It follows docs/mistral-api.md and Mistral's OpenAPI spec (every response validates against
+it; ``tests/simulator/test_simulator.py`` checks that through the official SDK). It depends
+on nothing of the product it stands in for: only the domain types (``batchwatch.models``)
+and Mistral's shapes as the provider package defines them (``wire.job_to_json`` for a job,
+``schemas.CreateBatchJobIn`` for a create body). Its own names are its own (``SimApiError``,
+``SimJobQuery``, ``create_sim_app``...), never a product name with another meaning.
+
+The modules, split along responsibilities, each importing only those above it:
+
+* ``api_errors``: Mistral's error body and ``SimApiError``, which answers with it.
+* ``faults``: the fault names, what each does to a response, and the rules asking for them.
+* ``settings``: ``SimulatorSettings``, the one frozen settings object.
+* ``lifecycle``: a job's plan and status timeline, pure functions of the clock.
+* ``files``: the Files API store, uploads, and the requests a batch reads.
+* ``results``: the output and error files a finished job writes.
+* ``jobs``: the job records (spec, held job, view serialised by ``wire``, list query).
+* ``fault_injector``: the rules in force, the seeded dice, the request log; ``/_sim/faults``.
+* ``simulation``: all the state behind one lock, and the operations the routes call.
+* ``routes``: ``/v1/batch/jobs`` and the ``/_sim`` control routes.
+* ``files_routes``: ``/v1/files``.
+* ``fault_layer``: the ASGI middleware that produces faults, down to closing the socket.
+* ``app``: ``create_sim_app``, the routers behind the gateway (count, delay, auth).
+* ``server``: uvicorn wiring: ``start_in_thread`` (``RunningSimulator``) and ``serve``.
+"""

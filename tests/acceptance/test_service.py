@@ -16,8 +16,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from batchwatch.daemon import Daemon
-from batchwatch.simulator.app import RunningSimulator
 from batchwatch.simulator.faults import FaultRule
+from batchwatch.simulator.server import RunningSimulator
 from tests.helpers import upstream_job, wait_for
 from tests.processes import API_KEY, DaemonProcess, Simulator, stop
 

@@ -10,8 +10,8 @@ from mistralai.client import Mistral
 from mistralai.client.models import BatchRequest
 
 from batchwatch.daemon import Daemon
-from batchwatch.simulator.app import RunningSimulator
 from batchwatch.simulator.faults import FaultRule
+from batchwatch.simulator.server import RunningSimulator
 from tests.helpers import get, upstream_job, wait_for
 
 BODY: dict[str, Any] = {
@@ -184,9 +184,9 @@ def test_track_known_and_unknown_jobs(
 
 
 def upstream_jobs(simulator: RunningSimulator) -> int:
-    from batchwatch.simulator.app import JobQuery
+    from batchwatch.simulator.jobs import SimJobQuery
 
-    return simulator.simulation.list_jobs(JobQuery()).total
+    return simulator.simulation.list_jobs(SimJobQuery()).total
 
 
 def test_lost_create_response_is_found_not_resent(

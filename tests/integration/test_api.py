@@ -15,7 +15,7 @@ from batchwatch.config import (
 )
 from batchwatch.daemon import Daemon
 from batchwatch.errors import StartupError
-from batchwatch.simulator.app import RunningSimulator
+from batchwatch.simulator.server import RunningSimulator
 from batchwatch.tokens import ensure_token
 from tests.helpers import SIM_API_KEY, daemon_settings, get, upstream_job, wait_for
 

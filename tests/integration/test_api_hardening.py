@@ -34,7 +34,7 @@ from batchwatch.api.guards import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
 from batchwatch.daemon import Daemon
 from batchwatch.health import Health
 from batchwatch.providers.mistral.client import MistralClient
-from batchwatch.simulator.app import RunningSimulator
+from batchwatch.simulator.server import RunningSimulator
 from batchwatch.store import Store
 from tests.helpers import SIM_API_KEY, upstream_job
 

@@ -15,7 +15,7 @@ import pytest
 from batchwatch import __version__
 from batchwatch.cli.main import main
 from batchwatch.daemon import Daemon
-from batchwatch.simulator.app import RunningSimulator
+from batchwatch.simulator.server import RunningSimulator
 from tests.helpers import SIM_API_KEY, get, upstream_job, wait_for
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from batchwatch.cli.batchfile import check_lines
-from batchwatch.simulator.app import RunningSimulator
+from batchwatch.simulator.server import RunningSimulator
 from tests.integration.test_cli import run as run_main
 
 ENDPOINT = ("--model", "mistral-small-latest", "--endpoint", "/v1/chat/completions")

@@ -21,8 +21,11 @@ import pytest
 from batchwatch.errors import ApiError
 from batchwatch.models import JobStatus, ListFilter
 from batchwatch.providers.mistral.client import CreateRequest, MistralClient, RetryPolicy
-from batchwatch.simulator.app import JobSpec, RunningSimulator, SimulatorSettings, start_in_thread
-from batchwatch.simulator.faults import FaultRule, LoggedRequest
+from batchwatch.simulator.fault_injector import LoggedRequest
+from batchwatch.simulator.faults import FaultRule
+from batchwatch.simulator.jobs import JobSpec
+from batchwatch.simulator.server import RunningSimulator, start_in_thread
+from batchwatch.simulator.settings import SimulatorSettings
 from tests.helpers import SIM_API_KEY
 
 GET_JOB = "GET /v1/batch/jobs/{job_id}"

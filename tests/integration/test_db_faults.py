@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from batchwatch.config import DatabaseSettings
 from batchwatch.daemon import Daemon
-from batchwatch.simulator.app import RunningSimulator
+from batchwatch.simulator.server import RunningSimulator
 from tests.conftest import postgres_url
 from tests.helpers import daemon_settings, get, upstream_job, wait_for
 from tests.processes import free_port

@@ -13,8 +13,9 @@ import requests
 from batchwatch.models import JobPage, JobStatus, ListFilter
 from batchwatch.poller import WATERMARK, PartialCycle, PollOptions, poll_once
 from batchwatch.providers.mistral.client import CreateRequest, MistralClient, RetryPolicy
-from batchwatch.simulator.app import JobSpec, RunningSimulator
 from batchwatch.simulator.faults import FaultRule
+from batchwatch.simulator.jobs import JobSpec
+from batchwatch.simulator.server import RunningSimulator
 from batchwatch.store import Store
 from tests.helpers import SIM_API_KEY
 

@@ -28,7 +28,8 @@ from batchwatch.api.app import bearer_guard
 from batchwatch.config import ApiSettings, MistralSettings, Settings, load_settings
 from batchwatch.daemon import Daemon
 from batchwatch.errors import StartupError
-from batchwatch.simulator.app import RunningSimulator, SimulatorSettings, start_in_thread
+from batchwatch.simulator.server import RunningSimulator, start_in_thread
+from batchwatch.simulator.settings import SimulatorSettings
 from tests.helpers import SIM_API_KEY, daemon_settings, wait_for
 
 SOME_ID = "8a1c7c3e-0000-4000-8000-000000000000"

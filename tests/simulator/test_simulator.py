@@ -30,20 +30,13 @@ from openapi_core.testing import MockRequest, MockResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from batchwatch.models import MISTRAL_STATUSES, JobStatus
-from batchwatch.simulator.app import (
-    OUTCOMES,
-    JobPlan,
-    JobQuery,
-    JobSpec,
-    RunningSimulator,
-    SimApiError,
-    Simulation,
-    SimulatorSettings,
-    start_in_thread,
-    state_at,
-    timeline,
-)
+from batchwatch.simulator.api_errors import SimApiError
 from batchwatch.simulator.files import RequestLine
+from batchwatch.simulator.jobs import JobSpec, SimJobQuery
+from batchwatch.simulator.lifecycle import OUTCOMES, JobPlan, state_at, timeline
+from batchwatch.simulator.server import RunningSimulator, start_in_thread
+from batchwatch.simulator.settings import SimulatorSettings
+from batchwatch.simulator.simulation import Simulation
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "data" / "mistral-openapi-batch.yaml"
 MISTRAL_URL = "https://api.mistral.ai"  # the spec's server: requests are matched against it
@@ -376,7 +369,7 @@ def test_deleted_job_is_gone_but_keeps_its_history() -> None:
     clock.advance(60)
     with pytest.raises(SimApiError):
         sim.get_job(job.id)
-    assert sim.list_jobs(JobQuery()).total == 0
+    assert sim.list_jobs(SimJobQuery()).total == 0
     assert [e.status for e in sim.history(job.id)] == [Q, R]
 
 
@@ -389,7 +382,7 @@ def test_listing_follows_status_changes() -> None:
     ids = sim.seed_jobs(5, JobSpec("/v1/chat/completions"), total_requests=3)
 
     def by_status(*statuses: JobStatus) -> int:
-        return sim.list_jobs(JobQuery(statuses=frozenset(statuses))).total
+        return sim.list_jobs(SimJobQuery(statuses=frozenset(statuses))).total
 
     assert (by_status(Q), by_status(R)) == (5, 0)
     clock.advance(3)
@@ -413,7 +406,7 @@ def test_listing_filters_pages_and_orders() -> None:
     others = sim.seed_jobs(3, JobSpec("/v1/ocr", model="m0"), 1, owner="other")
 
     def ids(**filters: Any) -> tuple[list[str], int]:
-        listing = sim.list_jobs(JobQuery(**filters))
+        listing = sim.list_jobs(SimJobQuery(**filters))
         return [job.id for job in listing.jobs], listing.total
 
     newest_first = ids()[0]
@@ -435,7 +428,7 @@ def test_listing_10000_jobs_is_fast() -> None:
     sim.seed_jobs(10_000, JobSpec("/v1/chat/completions", model="m"), total_requests=100)
     seeded = time.perf_counter() - started
     clock.advance(3)  # all 10,000 change status together: the first page pays for that
-    active = JobQuery(statuses=frozenset({Q, R, CR}))
+    active = SimJobQuery(statuses=frozenset({Q, R, CR}))
     started = time.perf_counter()
     for page in range(100):
         listing = sim.list_jobs(replace(active, page=page))

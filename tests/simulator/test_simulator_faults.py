@@ -18,22 +18,18 @@ import pytest
 import requests
 
 from batchwatch.cli.main import main
-from batchwatch.simulator.app import (
-    RunningSimulator,
-    Simulation,
-    SimulatorSettings,
-    start_in_thread,
-)
+from batchwatch.simulator.fault_injector import FaultInjector
+from batchwatch.simulator.fault_layer import REQUIRED_FIELDS, UNDOCUMENTED_STATUS
 from batchwatch.simulator.faults import (
     FAULTS,
-    REQUIRED_FIELDS,
-    UNDOCUMENTED_STATUS,
-    FaultInjector,
     FaultRule,
     FaultSpecError,
     parse_fault_spec,
     with_timings,
 )
+from batchwatch.simulator.server import RunningSimulator, start_in_thread
+from batchwatch.simulator.settings import SimulatorSettings
+from batchwatch.simulator.simulation import Simulation
 from tests.helpers import SIM_API_KEY
 
 AUTH = {"Authorization": f"Bearer {SIM_API_KEY}"}
@@ -386,7 +382,7 @@ def test_a_bad_spec_names_the_bad_item(spec: str, complaint: str) -> None:
 def test_simulate_passes_the_faults_to_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[SimulatorSettings] = []
     monkeypatch.setattr(
-        "batchwatch.simulator.app.serve", lambda settings, host, port: served.append(settings)
+        "batchwatch.simulator.server.serve", lambda settings, host, port: served.append(settings)
     )
     argv = ["simulate", "--faults", "429:0.05,stall:0.5", "--fault-seed", "9"]
     assert main([*argv, "--retry-after", "2", "--stall-seconds", "0.25"]) == 0

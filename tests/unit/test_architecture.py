@@ -36,7 +36,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 PURE = {"batchwatch.models", "batchwatch.transitions", "batchwatch.health", "batchwatch.errors"}
 # The fake upstream takes Mistral's shapes from the provider package and the domain types,
 # never anything of the product it is there to test.
-SIMULATOR_MAY_USE = ("batchwatch.providers.mistral.wire", "batchwatch.models")
+SIMULATOR_MAY_USE = (
+    "batchwatch.providers.mistral.wire",
+    "batchwatch.providers.mistral.schemas",
+    "batchwatch.models",
+)
 
 
 def _imports(path: Path, *, lazy: bool = True) -> Iterator[tuple[str, ast.stmt]]:

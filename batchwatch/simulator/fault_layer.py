@@ -1,0 +1,229 @@
+"""The fault layer: outermost ASGI middleware that logs each ``/v1`` request and produces the
+fault the injector decided for it (the table in ``faults``).
+
+Closing a connection without an answer needs the connection itself, which ASGI does not
+expose: the server must put the asyncio transport in each request's ``scope["extensions"]``
+under ``TRANSPORT_EXTENSION`` (``server``'s uvicorn protocol does). After closing it, the
+layer waits for the server's ``http.disconnect``, so that uvicorn neither answers with its
+own 500 nor logs an error. This module stays server-agnostic ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from fastapi.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from batchwatch.simulator.api_errors import error_body
+from batchwatch.simulator.fault_injector import FaultInjector, RequestRecord
+from batchwatch.simulator.faults import (
+    DEFAULT_RETRY_AFTER,
+    DEFAULT_STALL_SECONDS,
+    ERROR_FAULTS,
+    FaultRule,
+)
+
+RATE_LIMIT_BODY = {"message": "Requests rate limit exceeded"}  # observed, not documented
+UNDOCUMENTED_STATUS = "PAUSED"
+GARBAGE_BODY = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+    b"</h1></center><hr><center>nginx</center></body></html>\n"
+)
+
+# Required fields per ``object`` (docs/mistral-api.md §1.3, §2); what ``missing_field`` removes.
+REQUIRED_FIELDS = {
+    "batch": ("id", "input_files", "endpoint", "errors", "status", "created_at",
+              "total_requests", "completed_requests", "succeeded_requests", "failed_requests"),
+    "file": ("id", "object", "bytes", "created_at", "filename", "purpose", "sample_type",
+             "source"),
+}  # fmt: skip
+TRANSPORT_EXTENSION = "batchwatch.transport"
+
+
+def route_key(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """``"GET /v1/batch/jobs/{job_id}"``: the method and the matching route's template."""
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            return f"{scope['method']} {getattr(route, 'path', scope['path'])}"
+    return f"{scope['method']} {scope['path']}"
+
+
+@dataclass(slots=True)
+class _Reply:
+    """A response captured from the app, to be altered before it is sent."""
+
+    status: int = 500
+    headers: list[tuple[bytes, bytes]] | None = None
+    body: bytes = b""
+
+    def header_list(self, content_length: int) -> list[tuple[bytes, bytes]]:
+        kept = [(k, v) for k, v in self.headers or () if k.lower() != b"content-length"]
+        return [*kept, (b"content-length", str(content_length).encode())]
+
+
+class FaultLayer:
+    """Outermost middleware: logs each ``/v1`` request and injects its fault, if any.
+    ``count`` records the requests it answers itself, which never reach the gateway."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        injector: FaultInjector,
+        routes: Sequence[BaseRoute],
+        count: Callable[[str], None],
+    ) -> None:
+        self.app = app
+        self.injector = injector
+        self.routes = routes
+        self.count = count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        route = route_key(self.routes, scope)
+        entry = self.injector.begin(route)
+        send = self._recording(send, entry)
+        rule = entry.rule
+        if rule is None:
+            await self.app(scope, receive, send)
+        elif rule.fault in ("429", *ERROR_FAULTS, "garbage", "reset"):
+            self.count(route)  # answered here, unprocessed
+            await self._unprocessed(rule, scope, receive, send)
+        elif rule.fault == "stall":
+            seconds = DEFAULT_STALL_SECONDS if rule.stall_seconds is None else rule.stall_seconds
+            await self.app(scope, receive, _delayed(send, seconds))
+        elif rule.fault == "drop_create":
+            await self._capture(scope, receive)
+            await _hang_up(scope, receive, reset=False)
+        else:
+            await self._altered(rule, entry, scope, receive, send)
+
+    async def _unprocessed(
+        self, rule: FaultRule, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if rule.fault == "reset":
+            await _hang_up(scope, receive, reset=True)
+            return
+        after = str(int(DEFAULT_RETRY_AFTER if rule.retry_after is None else rule.retry_after))
+        reply: Response
+        if rule.fault == "garbage":
+            reply = Response(GARBAGE_BODY, media_type="text/html")
+        elif rule.fault == "429":
+            reply = JSONResponse(RATE_LIMIT_BODY, 429, headers={"Retry-After": after})
+        else:
+            status, message = ERROR_FAULTS[rule.fault]
+            headers = {"Retry-After": after} if status == 503 else None
+            reply = JSONResponse(error_body(message, "server_error"), status, headers=headers)
+        await reply(scope, receive, send)
+
+    async def _altered(
+        self, rule: FaultRule, entry: RequestRecord, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        reply = await self._capture(scope, receive)
+        if rule.fault == "truncate":
+            claimed = len(reply.body) or 1
+            await send({"type": "http.response.start", "status": reply.status,
+                        "headers": reply.header_list(claimed)})  # fmt: skip
+            part = reply.body[: len(reply.body) // 2]
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            await _hang_up(scope, receive, reset=False)  # FIN once the part is flushed
+            return
+        body = _rewritten(reply, rule.fault, entry.pick)
+        if body is None:
+            self.injector.refund(entry)
+        else:
+            reply.body = body
+        await send({"type": "http.response.start", "status": reply.status,
+                    "headers": reply.header_list(len(reply.body))})  # fmt: skip
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _capture(self, scope: Scope, receive: Receive) -> _Reply:
+        reply = _Reply()
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                reply.status, reply.headers = message["status"], list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                reply.body += message.get("body", b"")
+
+        await self.app(scope, receive, capture)
+        return reply
+
+    def _recording(self, send: Send, entry: RequestRecord) -> Send:
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.injector.answered(entry, message["status"])
+            await send(message)
+
+        return recording
+
+
+def _delayed(send: Send, seconds: float) -> Send:
+    async def delayed(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await asyncio.sleep(seconds)
+        await send(message)
+
+    return delayed
+
+
+async def _hang_up(scope: Scope, receive: Receive, *, reset: bool) -> None:
+    """Close the connection (with an RST if ``reset``), then wait until uvicorn has seen it
+    go: returning earlier would make it answer with its own 500."""
+    transport = scope.get("extensions", {}).get(TRANSPORT_EXTENSION)
+    if not isinstance(transport, asyncio.Transport):
+        raise RuntimeError(
+            f"this fault closes the connection, so the server must put the transport in "
+            f"scope['extensions'][{TRANSPORT_EXTENSION!r}] (start_in_thread and serve do)"
+        )
+    if transport.is_closing():
+        pass  # the client left first: nothing to close
+    elif reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # linger 0: close() discards the connection with an RST
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        transport.close()  # sends what was written, then a FIN
+    while (await receive())["type"] != "http.disconnect":
+        pass  # the request body that was never read
+
+
+def _rewritten(reply: _Reply, fault: str, pick: float) -> bytes | None:
+    """The body with the fault applied; ``None`` when it cannot carry it."""
+    if reply.status != 200:
+        return None
+    try:
+        body = json.loads(reply.body)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    items = body.get("data") if body.get("object") == "list" else [body]
+    if not isinstance(items, list):
+        return None
+    objects = [item for item in items if isinstance(item, dict)]
+    if fault == "unknown_status":
+        jobs = [job for job in objects if "status" in job]
+        for job in jobs:
+            job["status"] = UNDOCUMENTED_STATUS
+        changed = bool(jobs)
+    elif objects:
+        for item in objects:
+            fields = REQUIRED_FIELDS.get(str(item.get("object")), tuple(item))
+            present = [name for name in fields if name in item]
+            if present:
+                del item[present[int(pick * len(present))]]
+        changed = True
+    else:  # an empty list: its one required field
+        changed = body.pop("total", None) is not None
+    return json.dumps(body, separators=(",", ":")).encode() if changed else None
