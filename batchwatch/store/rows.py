@@ -121,23 +121,21 @@ def _snapshot(job: RemoteJob, transition_count: int) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def _reading_plan() -> tuple[tuple[str, int, Callable[..., Any] | None], ...]:
-    """Each ``RemoteJob`` field, the position of its first column in a ``_JOB_COLUMNS``
-    row, and its decoder (None: the value as it is, in one column)."""
+def _reading_plan() -> tuple[tuple[str, int, int, Callable[..., Any] | None], ...]:
+    """Each ``RemoteJob`` field, the slice of a ``_JOB_COLUMNS`` row that holds it, and its
+    decoder (None: the one value is the field)."""
     positions = {column.name: n for n, column in enumerate(_JOB_COLUMNS)}
     plan = []
     for f in fields(RemoteJob):
         codec = _codec(f.name)
-        start = positions[codec.columns[0]]
+        start, stop = positions[codec.columns[0]], positions[codec.columns[-1]] + 1
         # A field's columns are adjacent in the row: ``_SNAPSHOT_COLUMNS`` lists them so.
-        assert [positions[c] - start for c in codec.columns] == list(range(len(codec.columns)))
-        plan.append((f.name, start, codec.decode))
+        assert [positions[c] for c in codec.columns] == list(range(start, stop))
+        plan.append((f.name, start, stop, codec.decode))
     return tuple(plan)
 
 
 _READING_PLAN = _reading_plan()
-_WIDTH = {name: len(_codec(name).columns) for name, _, _ in _READING_PLAN}
-_SOURCES = {s.value: s for s in JobSource}
 
 
 class _JobDecoder:
@@ -159,8 +157,8 @@ class _JobDecoder:
     def __call__(self, row: Sequence[Any]) -> StoredJob:
         remote = RemoteJob(
             **{
-                name: row[at] if decode is None else decode(*row[at : at + _WIDTH[name]])
-                for name, at, decode in _READING_PLAN
+                name: row[start] if decode is None else decode(*row[start:stop])
+                for name, start, stop, decode in _READING_PLAN
             }
         )
         transition_count, source, first_seen_at, last_seen_at, deleted_upstream_at = row[-5:]
@@ -168,7 +166,7 @@ class _JobDecoder:
         assert first is not None
         assert last is not None
         return StoredJob(
-            remote, _SOURCES[source], first, last, transition_count, self.time(deleted_upstream_at)
+            remote, JobSource(source), first, last, transition_count, self.time(deleted_upstream_at)
         )
 
 
