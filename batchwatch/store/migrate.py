@@ -37,6 +37,7 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision``; a no-op when it is there already."""
+    # Without this check: 108.3 and 107.8 MB peak, target 100 (96.3, 96.5 with it).
     if revision == "head" and _is_at_head(engine):
         return
     from alembic import command
