@@ -12,7 +12,8 @@ from sqlalchemy import event, func, select
 from batchwatch.errors import StoreUnavailable, WriteConflict
 from batchwatch.models import JobSource, JobStatus
 from batchwatch.store import JobQuery, Store
-from batchwatch.store.schema import transitions
+from batchwatch.store.rows import _JOB_COLUMNS
+from batchwatch.store.schema import jobs, transitions
 from batchwatch.transitions import plan
 from tests.helpers import remote
 
@@ -177,3 +178,9 @@ def test_every_read_of_a_database_that_is_down_is_store_unavailable(
     # The driver's first line alone: never the SQL or its parameters.
     assert message.startswith("database unavailable: ") and "\n" not in message
     assert "SELECT" not in message and "job-1" not in message
+
+
+def test_a_job_row_is_every_column_of_the_jobs_table() -> None:
+    """The row a job is read from is derived from the records: a column no field maps to
+    would be written by nobody and read by nothing."""
+    assert sorted(c.name for c in _JOB_COLUMNS) == sorted(c.name for c in jobs.columns)
