@@ -1,10 +1,19 @@
-"""The history store: idempotent writes and the queries the API and the poller need.
+"""The history store: every SQLAlchemy and Alembic import of batchwatch lives in this package.
 
-Writes go through ``Store.write()``: one transaction, serialised across every process that
-shares the database (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL transaction-scoped advisory
-lock), so state is read and changed under the same lock. Each job update is also a
-compare-and-set on ``transition_count`` and ``(job_id, seq)`` is unique, so even a writer
-that slipped past the lock could not record a transition twice.
+``Store`` is the one object the rest of batchwatch holds. Its reads (``reads.py``) all run
+through ``Store.reading()``, one connection with one error handling; its writes go through
+``Store.write()``: one transaction, serialised across every process that shares the database
+(SQLite ``BEGIN IMMEDIATE``; a PostgreSQL transaction-scoped advisory lock), so state is read
+and changed under the same lock. Each job update is also a compare-and-set on
+``transition_count`` and ``(job_id, seq)`` is unique, so even a writer that slipped past the
+lock could not record a transition twice.
+
+The modules: ``schema.py`` the tables; ``codecs.py`` how a timestamp and a JSON value are
+stored; ``rows.py`` the columns of each record and the one decoder of a job row; ``reads.py``
+the queries; ``writes.py`` one write transaction's operations and the cache of active job
+rows; ``bulk.py`` the set-based statements of a poll cycle's write; ``intents.py`` create
+intents; ``engine.py`` engines for SQLite and PostgreSQL; ``migrate.py`` migrations run from
+code.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ history: rows are inserted, never updated or deleted.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from batchwatch.store.codecs import _sqlite_time, decode_time, utc
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -37,7 +40,8 @@ metadata = MetaData(naming_convention=NAMING)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timestamps are stored in UTC and always come back timezone-aware.
+    """Timestamps are stored in UTC and always come back timezone-aware, in the one form
+    ``codecs`` defines, which the bulk statements also write and the row decoder reads.
 
     SQLite has no time zones: without this, a value written aware would be read back naive
     and compare wrongly against ``now``.
@@ -46,19 +50,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+    # The codecs replace the processing of ``impl`` (SQLite's text form is theirs, not a
+    # second copy of it in SQLAlchemy's DATETIME): ``impl`` only names the column type.
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any]:
+        return _sqlite_time if dialect.name == "sqlite" else utc
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        return decode_time
 
 
 jobs = Table(

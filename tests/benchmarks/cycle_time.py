@@ -121,7 +121,7 @@ def _parts(ctx: Context, sim: Simulator, store: Store) -> dict[str, float]:
     active_s, list_s, write_s = [], [], []
     with _client(sim.url, 4) as client:
         for _ in range(repeats):
-            active_s.append(_timed(store.active_jobs))
+            active_s.append(_timed(store.active_job_ids))
             started = time.perf_counter()
             listed = client.list_all(_ACTIVE_FILTER, 100, 4)
             list_s.append(time.perf_counter() - started)
@@ -135,7 +135,7 @@ def _parts(ctx: Context, sim: Simulator, store: Store) -> dict[str, float]:
 
             write_s.append(_timed(write))
     return {
-        "store.active_jobs()": median(active_s),
+        "store.active_job_ids()": median(active_s),
         "client.list_all() (active, 100 pages)": median(list_s),
         "write: load + plan + apply + commit": median(write_s),
     }
@@ -235,13 +235,13 @@ def shifting(ctx: Context, concurrency: int, lead: float, window: float) -> Shif
                 if time.time() > start_at:
                     raise RuntimeError("the warm-up cycle overran the lead; raise it")
                 time.sleep(start_at - time.time())
-                before_active = set(store.active_jobs())
+                before_active = store.active_job_ids()
                 requests_before = sim.requests_total()
                 c0 = time.time()
                 report = poll_once(client, store, options)
                 c1 = time.time()
                 used = sim.requests_total() - requests_before
-                after_active = set(store.active_jobs())
+                after_active = store.active_job_ids()
                 seen = _last_seen(store)
                 recorded = _recorded(store)
                 # Once every mover has finished: one more cycle, and all must be exact.

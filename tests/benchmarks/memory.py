@@ -161,8 +161,8 @@ def python_memory_by_step(ctx: Context) -> None:
         def mark(name: str) -> None:
             held[name] = (tracemalloc.get_traced_memory()[0] - base) / 1e6
 
-        stored_active = store.active_jobs()
-        mark("store.active_jobs() (kept all cycle)")
+        stored_active = store.active_job_ids()
+        mark("store.active_job_ids() (kept all cycle)")
         flt = ListFilter(statuses=tuple(sorted(ACTIVE_STATUSES)))
         listed = client.list_all(flt, 100, 4)
         mark("+ client.list_all() result")

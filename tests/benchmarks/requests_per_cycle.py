@@ -54,13 +54,13 @@ def measure(workdir: Path, active: int, *, naive: bool = True) -> Count:
                 leaving = max(1, active // 100)
                 for job_id in ids[:: active // leaving][:leaving]:
                     sim.cancel(job_id)
-                stored_active = set(store.active_jobs())
+                stored_active = store.active_job_ids()
                 before = sim.requests_total()
                 started = time.perf_counter()
                 poll_once(client, store, options)
                 seconds = time.perf_counter() - started
                 ours = sim.requests_total() - before
-                departed = len(stored_active - set(store.active_jobs()))
+                departed = len(stored_active - store.active_job_ids())
                 naive_count, naive_seconds = None, None
                 if naive:
                     before = sim.requests_total()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, text
 
 from batchwatch.api.app import create_app
 from batchwatch.api.schemas import (
@@ -40,8 +40,7 @@ from batchwatch.models import (
     StoredJob,
     Transition,
 )
-from batchwatch.store import JobQuery, Store
-from batchwatch.store.rows import row_to_job
+from batchwatch.store import JobQuery, Store, Writer
 from batchwatch.store.schema import jobs
 from batchwatch.transitions import plan
 from tests.helpers import remote
@@ -118,23 +117,41 @@ def http(history: Store) -> TestClient:
     return TestClient(create_app(history, Health(60, T0), TOKEN))
 
 
-def sqlalchemy_job(store: Store, job_id: str) -> StoredJob:
-    """The job as SQLAlchemy's own result processing decodes it: the reference."""
-    with store.reading() as conn:
-        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().one()
-    return row_to_job(row)
+def expected_jobs() -> dict[str, StoredJob]:
+    """The rows of ``history`` as records: what was written, field for field."""
+    half, end = T0 + timedelta(seconds=30), T0 + timedelta(minutes=1, microseconds=1)
+    bare = RemoteJob(
+        NO_HISTORY, JobStatus.RUNNING, "RUNNING", "/v1/ocr", (), None, None, None, None,
+        None, (), 1_795_000_000, None, None, Counters(0, 0, 0, 0),
+    )  # fmt: skip
+    return {
+        RICH: StoredJob(rich("SUCCESS", 10), JobSource.DISCOVERED, T0, end, 3),
+        PLAIN: StoredJob(remote("RUNNING", job_id=PLAIN), JobSource.DISCOVERED, T0, half, 2),
+        OTHER: StoredJob(remote("RUNNING", job_id=OTHER), JobSource.DISCOVERED, half, half, 1),
+        NO_HISTORY: StoredJob(bare, JobSource.TRACKED, T0, T0, 0),
+    }
 
 
-def test_store_reads_decode_as_sqlalchemy_does(history: Store) -> None:
-    for job_id in (RICH, PLAIN, OTHER, NO_HISTORY):
+def test_every_read_of_a_job_gives_back_the_record_written(history: Store) -> None:
+    """The API's reads and the write transaction's load (driver rows) decode alike."""
+    expected = expected_jobs()
+    for job_id, job in expected.items():
         found = history.get_job(job_id)
-        assert found == sqlalchemy_job(history, job_id)
+        assert found == job
         assert found is not None and found.first_seen_at.tzinfo is not None
+    with history.engine.begin() as conn:
+        assert Writer(conn).load(list(expected)) == expected
+    listed, total = history.list_jobs(JobQuery(page_size=10))
+    assert total == 4 and listed == [expected[j.id] for j in listed]
+    assert history.stored_statuses([RICH, NO_HISTORY, UNKNOWN]) == {
+        RICH: JobStatus.SUCCESS,
+        NO_HISTORY: JobStatus.RUNNING,
+    }
+
+
+def test_store_reads_of_history(history: Store) -> None:
     assert history.get_job(UNKNOWN) is None
     assert history.has_job(NO_HISTORY) and not history.has_job(UNKNOWN)
-    listed, total = history.list_jobs(JobQuery(page_size=10))
-    assert total == 4
-    assert listed == [sqlalchemy_job(history, j.remote.id) for j in listed]
     steps = history.transitions(RICH)
     assert [(t.seq, t.from_status, t.to_status) for t in steps] == [
         (1, None, JobStatus.QUEUED),

@@ -73,7 +73,7 @@ def poll_until_quiet(
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         poll_once(client, store, options)
-        if not store.active_jobs():
+        if not store.active_job_ids():
             return
         time.sleep(0.05)
     raise AssertionError("jobs still active after the deadline")
@@ -148,7 +148,7 @@ def test_discover_none_ignores_jobs_batchwatch_did_not_start(
 ) -> None:
     create(client)
     poll_once(client, store, PollOptions(discover="none"))
-    assert store.active_jobs() == {}
+    assert store.active_job_ids() == set()
     assert store.count_by_status() == {}
 
 
@@ -158,7 +158,7 @@ def test_discover_mine_skips_other_peoples_jobs(
     mine = create(client)
     simulator.simulation.seed_jobs(3, SPEC, total_requests=10, owner="other")
     poll_once(client, store, PollOptions(discover="mine"))
-    assert set(store.active_jobs()) == {mine}
+    assert set(store.active_job_ids()) == {mine}
 
 
 def test_job_deleted_upstream_keeps_history_and_is_no_longer_polled(
@@ -173,7 +173,7 @@ def test_job_deleted_upstream_keeps_history_and_is_no_longer_polled(
     job = store.get_job(job_id)
     assert job is not None and job.deleted_upstream_at is not None
     assert recorded(store, job_id) == ["QUEUED"]
-    assert job_id not in store.active_jobs()
+    assert job_id not in store.active_job_ids()
     reset_stats(simulator)
     poll_once(client, store, options)
     assert "GET /v1/batch/jobs/{job_id}" not in requests_made(simulator)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from batchwatch.errors import WriteConflict
+from batchwatch.errors import StoreUnavailable, WriteConflict
 from batchwatch.models import JobSource, JobStatus
 from batchwatch.store import JobQuery, Store
-from batchwatch.store.schema import transitions
+from batchwatch.store.rows import _JOB_COLUMNS
+from batchwatch.store.schema import jobs, transitions
 from batchwatch.transitions import plan
 from tests.helpers import remote
 
@@ -125,3 +127,60 @@ def test_feed_reads_every_transition_once_in_recorded_order(store: Store) -> Non
         ("a", "RUNNING"),
     ]
     assert store.feed(rest[-1].id or 0, 100) == []
+
+
+def test_stored_statuses_answers_any_number_of_ids_in_one_statement(store: Store) -> None:
+    record(store, "QUEUED", job_id="done")
+    record(store, "SUCCESS", job_id="done", at=T0 + timedelta(seconds=1))
+    record(store, "RUNNING", job_id="running")
+    record(store, "SOMETHING_NEW", job_id="odd")
+    # More ids than SQLite takes bound parameters (32,766): they travel as one.
+    asked = ["done", "running", "odd", *(f"untracked-{n}" for n in range(40_000))]
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        statements.append(sql)
+
+    event.listen(store.reader, "before_cursor_execute", count)
+    try:
+        found = store.stored_statuses(asked)
+    finally:
+        event.remove(store.reader, "before_cursor_execute", count)
+    assert found == {
+        "done": JobStatus.SUCCESS,
+        "running": JobStatus.RUNNING,
+        "odd": JobStatus.UNKNOWN,
+    }
+    assert len([sql for sql in statements if "jobs" in sql]) == 1
+    assert store.stored_statuses([]) == {}
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda s: s.get_job("job-1"),
+        lambda s: s.transitions("job-1"),
+        lambda s: s.list_jobs(JobQuery()),
+        lambda s: s.stored_statuses(["job-1"]),
+    ],
+    ids=["get_job", "transitions", "list_jobs", "stored_statuses"],
+)
+def test_every_read_of_a_database_that_is_down_is_store_unavailable(
+    read: Callable[[Store], object],
+) -> None:
+    store = Store("postgresql+psycopg://batchwatch@127.0.0.1:1/nothing-listens-here")
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            read(store)
+    finally:
+        store.close()
+    message = str(caught.value)
+    # The driver's first line alone: never the SQL or its parameters.
+    assert message.startswith("database unavailable: ") and "\n" not in message
+    assert "SELECT" not in message and "job-1" not in message
+
+
+def test_a_job_row_is_every_column_of_the_jobs_table() -> None:
+    """The row a job is read from is derived from the records: a column no field maps to
+    would be written by nobody and read by nothing."""
+    assert sorted(c.name for c in _JOB_COLUMNS) == sorted(c.name for c in jobs.columns)
