@@ -19,18 +19,19 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from batchwatch import __version__
-from batchwatch.config import Settings
+from batchwatch.config import Settings, api_url
 from batchwatch.errors import StartupError
 from batchwatch.logs import get_logger, register_secret
+from batchwatch.models import ACTIVE_STATUSES
 from batchwatch.notify import Notifier
 from batchwatch.tokens import ensure_token
 
 if TYPE_CHECKING:
     from batchwatch.health import Health
+    from batchwatch.metrics import Metrics
+    from batchwatch.providers.mistral.client import MistralClient
     from batchwatch.scheduler import PollScheduler
     from batchwatch.store import Store
-
-ACTIVE_NAMES = frozenset({"QUEUED", "RUNNING", "CANCELLATION_REQUESTED"})
 
 log = get_logger("batchwatch.daemon")
 
@@ -138,11 +139,7 @@ class Daemon:
         from batchwatch.actions import Actions
         from batchwatch.api.app import create_app
         from batchwatch.health import Health
-        from batchwatch.metrics import Metrics
-        from batchwatch.poller import PollOptions, poll_once
-        from batchwatch.providers.mistral.client import MistralClient, RetryPolicy
-        from batchwatch.scheduler import PollScheduler
-        from batchwatch.store import Store, safe_url
+        from batchwatch.store import safe_url
 
         s = self.settings
         register_secret(s.mistral.api_key)
@@ -150,59 +147,18 @@ class Daemon:
         register_secret(token)
         sock = bind_socket(s.api.host, s.api.port)
         self._closers.append(sock.close)
-        store = Store(s.database_url)
-        self._closers.append(store.close)
-        try:
-            store.migrate()
-        except Exception as exc:
-            self.close()
-            raise StartupError(f"database.url: cannot migrate the database: {exc}") from None
+        store = self._open_store()
         if not s.mistral.api_key:
             log.warning("api_key_missing", hint="set MISTRAL_API_KEY or mistral.api_key_file")
-
         health = Health(s.tracking.poll_interval_seconds, datetime.now(UTC))
-        metrics = Metrics(health, store.count_by_status)
-        metrics.info.labels(__version__).set(1)
-        store.on_recorded.append(metrics.recorded)
-
-        def upstream() -> MistralClient:
-            return MistralClient(
-                s.mistral.server_url,
-                s.mistral.api_key,
-                timeout=s.mistral.timeout_seconds,
-                retry=RetryPolicy(attempts=s.mistral.max_retries),
-                pool_size=s.tracking.concurrency + 2,
-                stop=self.stop,
-                observer=metrics.upstream,
-                on_retry=metrics.retried,
-            )
-
+        metrics = self._metrics(health, store)
         # One client for the poller's thread, one for the API's request threads.
-        client, action_client = upstream(), upstream()
+        client, action_client = self._upstream(metrics), self._upstream(metrics)
         self._closers += [client.close, action_client.close]
-        options = PollOptions(
-            discover=s.tracking.discover,
-            page_size=s.tracking.page_size,
-            concurrency=s.tracking.concurrency,
-        )
-        watchdog = self.notifier.watchdog_seconds
-        scheduler = PollScheduler(
-            releasing(lambda: poll_once(client, store, options)),
-            s.tracking.poll_interval_seconds,
-            health,
-            on_cycle=metrics.cycle,
-            heartbeat=self._heartbeat(health, store) if self.notifier.enabled else None,
-            heartbeat_every=min(watchdog / 3, 10.0) if watchdog else 10.0,
-        )
+        scheduler = self._scheduler(client, store, health, metrics)
         app = create_app(store, health, token, Actions(action_client, store))
         metrics.install(app)
-        server = _api_server(app)
-        self._web = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True
-        )
-        self._web.start()
-        self._closers.append(lambda: self._stop_server(server))
-        _wait_started(server)
+        self._serve(app, sock)
         # What start-up built lives as long as the daemon: move it out of the collector's
         # reach, so a full collection (a pause in every request it lands on) walks only
         # what the daemon allocates afterwards.
@@ -211,8 +167,7 @@ class Daemon:
             gc.freeze()
         scheduler.start()
         self._closers.append(lambda: self._stop_scheduler(scheduler))
-        host, port = sock.getsockname()[:2]
-        self.api_url = _http_url(host, port)
+        self.api_url = api_url(*sock.getsockname()[:2])
         log.info(
             "daemon_started",
             api=self.api_url,
@@ -223,6 +178,75 @@ class Daemon:
         )
         # Ready means: database migrated, API accepting connections, poller scheduled.
         self.notifier.ready(f"listening on {self.api_url}")
+
+    def _open_store(self) -> Store:
+        from batchwatch.store import Store
+
+        store = Store(self.settings.database_url)
+        self._closers.append(store.close)
+        try:
+            store.migrate()
+        except Exception as exc:
+            self.close()
+            raise StartupError(f"database.url: cannot migrate the database: {exc}") from None
+        return store
+
+    @staticmethod
+    def _metrics(health: Health, store: Store) -> Metrics:
+        from batchwatch.metrics import Metrics
+
+        metrics = Metrics(health, store.count_by_status)
+        metrics.info.labels(__version__).set(1)
+        store.on_recorded.append(metrics.recorded)
+        return metrics
+
+    def _upstream(self, metrics: Metrics) -> MistralClient:
+        from batchwatch.providers.mistral.client import MistralClient
+        from batchwatch.providers.mistral.retry import RetryPolicy
+
+        s = self.settings
+        return MistralClient(
+            s.mistral.server_url,
+            s.mistral.api_key,
+            timeout=s.mistral.timeout_seconds,
+            retry=RetryPolicy(attempts=s.mistral.max_retries),
+            pool_size=s.tracking.concurrency + 2,
+            stop=self.stop,
+            observer=metrics.upstream,
+            on_retry=metrics.retried,
+        )
+
+    def _scheduler(
+        self, client: MistralClient, store: Store, health: Health, metrics: Metrics
+    ) -> PollScheduler:
+        from batchwatch.poller import PollOptions, poll_once
+        from batchwatch.scheduler import PollScheduler
+
+        s = self.settings
+        options = PollOptions(
+            discover=s.tracking.discover,
+            page_size=s.tracking.page_size,
+            concurrency=s.tracking.concurrency,
+        )
+        watchdog = self.notifier.watchdog_seconds
+        return PollScheduler(
+            releasing(lambda: poll_once(client, store, options)),
+            s.tracking.poll_interval_seconds,
+            health,
+            on_cycle=metrics.cycle,
+            heartbeat=self._heartbeat(health, store) if self.notifier.enabled else None,
+            heartbeat_every=min(watchdog / 3, 10.0) if watchdog else 10.0,
+        )
+
+    def _serve(self, app: Any, sock: socket.socket) -> None:
+        """The local API on its own thread, accepting connections on ``sock`` on return."""
+        server = _api_server(app)
+        self._web = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True
+        )
+        self._web.start()
+        self._closers.append(lambda: self._stop_server(server))
+        _wait_started(server)
 
     def _heartbeat(self, health: Health, store: Store) -> Callable[[], None]:
         s = self.settings
@@ -318,7 +342,7 @@ def status_line(health: Health, store: Store, now: datetime) -> str:
     snap = health.snapshot(now)
     try:
         counts = store.count_by_status()
-        active = sum(n for status, n in counts.items() if status in ACTIVE_NAMES)
+        active = sum(n for status, n in counts.items() if status in ACTIVE_STATUSES)
         jobs = f"{sum(counts.values())} jobs tracked, {active} active"
     except StoreUnavailable:
         jobs = "database unavailable"
@@ -327,9 +351,3 @@ def status_line(health: Health, store: Store, now: datetime) -> str:
     when = snap.last_poll_at.strftime("%H:%M:%S")
     outcome = "ok" if snap.last_error is None else f"failed ({snap.last_error[:80]})"
     return f"{jobs}; last poll {when} {outcome}"
-
-
-def _http_url(host: str, port: int) -> str:
-    if host in ("0.0.0.0", "::"):  # noqa: S104 - reached on loopback
-        host = "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -3,7 +3,7 @@ errors into a clear line and an exit code.
 
 Heavy modules are imported inside the subcommands that use them, so a query command
 starts fast: the commands that talk to the daemon (jobs, show, create, ..., wait) read
-their settings with the standard library (``settings_lite``, not pydantic), speak HTTP with
+their settings with the standard library (``config.load_client_settings``), speak HTTP with
 ``http.client`` (``local``, not requests), and ``jobs`` off a terminal prints a plain table
 (not rich). FastAPI, SQLAlchemy, structlog and pydantic are for serve, migrate, config
 check and demo.
@@ -52,7 +52,7 @@ def _configure_logs(settings: Any) -> None:
 
 def _daemon_client(args: argparse.Namespace) -> Any:
     from batchwatch.cli.daemon_client import LocalClient
-    from batchwatch.settings_lite import load_client_settings
+    from batchwatch.config import load_client_settings
     from batchwatch.tokens import read_token
 
     settings = load_client_settings(args.config)
