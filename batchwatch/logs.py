@@ -19,7 +19,8 @@ from typing import Any, TextIO, cast
 # the daemon, which never renders through rich. An entry of None in sys.modules makes an
 # import raise ImportError (the documented way to keep a module out), which structlog takes
 # as "rich is not installed"; the entry is removed at once, so the CLI's tables still import
-# rich normally. Where rich or structlog is already loaded, nothing changes.
+# rich normally. Where rich or structlog is already loaded, nothing changes. Benchmark figure 5
+# without it: peak 103.2 MB (target 100 MB); with it 98.9 MB (back to back, one session).
 _KEEP_RICH_OUT = "rich" not in sys.modules and "structlog" not in sys.modules
 if _KEEP_RICH_OUT:
     sys.modules["rich"] = None  # type: ignore[assignment]

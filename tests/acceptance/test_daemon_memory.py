@@ -1,6 +1,5 @@
 """What keeps the daemon's resident memory down (benchmark figure 5): modules it never loads
-when it does not need them, and glibc's allocator held to a few arenas and trimmed after
-each poll cycle."""
+when it does not need them, and glibc's allocator held to a few arenas."""
 
 from __future__ import annotations
 
@@ -110,22 +109,3 @@ def test_arena_cap_is_set_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     assert daemon.limit_malloc_arenas() is True
-
-
-def test_memory_is_released_after_every_cycle_even_a_failed_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    released: list[bool] = []
-    monkeypatch.setattr(daemon, "release_free_memory", lambda: released.append(True))
-
-    def failing() -> None:
-        raise RuntimeError("upstream down")
-
-    daemon.releasing(lambda: None)()
-    with pytest.raises(RuntimeError):
-        daemon.releasing(failing)()
-    assert released == [True, True]
-
-
-def test_release_free_memory_runs() -> None:
-    daemon.release_free_memory()  # glibc: malloc_trim; elsewhere: nothing
