@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from batchwatch.models import (
     StoredJob,
 )
 from batchwatch.providers.mistral.client import CreateRequest, MistralClient
+from batchwatch.providers.mistral.retry import RetryPolicy
 from batchwatch.store import Store, Writer, intents
 from batchwatch.transitions import plan
 
@@ -52,9 +52,9 @@ class Actions:
     client: MistralClient
     store: Store
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    #: Attempts at a create whose outcome stays unknown (no answer, or a 5xx).
+    #: Attempts at a create whose outcome stays unknown (the client's retry policy says
+    #: which outcome is unknown, and how long to wait before the next attempt).
     create_attempts: int = 3
-    retry_pause: float = 0.5
     #: How far before the intent a tagged job is looked for (clocks differ a little).
     search_margin: timedelta = timedelta(minutes=2)
     _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
@@ -108,7 +108,7 @@ class Actions:
                 # Mistral: jobs_api_routes_batch_create_batch_job (POST /v1/batch/jobs)
                 job = self.client.create_job(tagged)
             except ApiError as exc:
-                if not _outcome_unknown(exc):
+                if not RetryPolicy.outcome_unknown(exc.status_code):
                     intents.fail_intent(
                         self.store, intent.key, exc.status_code, exc.message, self.clock()
                     )
@@ -119,7 +119,9 @@ class Actions:
                 log.warning(
                     "create_outcome_unknown", key=intent.key, attempt=attempt + 1, error=exc.message
                 )
-                time.sleep(self.retry_pause * (2**attempt))
+                # Shutdown cuts the wait short: the caller is told the create is unconfirmed.
+                if not self.client.pause(attempt + 1):
+                    break
                 continue
             return self._record_create(intent, job)
         found = self._find_tagged(intent)
@@ -249,11 +251,6 @@ class Actions:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             yield
-
-
-def _outcome_unknown(exc: ApiError) -> bool:
-    """No answer, or a server error: the create may or may not have happened upstream."""
-    return exc.status_code is None or exc.status_code >= 500 or exc.status_code == 408
 
 
 def _local_status(exc: ApiError) -> int:

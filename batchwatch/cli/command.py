@@ -36,7 +36,7 @@ def daemon_client(args: argparse.Namespace) -> LocalClient:
     """The client of the daemon named by ``--url``, else by the settings' api host and port,
     with the token the daemon wrote. Standard library only: see ``cli.main``."""
     from batchwatch.cli.daemon_client import LocalClient
-    from batchwatch.settings_lite import load_client_settings
+    from batchwatch.config import load_client_settings
     from batchwatch.tokens import read_token
 
     settings = load_client_settings(args.config)

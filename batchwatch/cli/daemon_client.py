@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from batchwatch.errors import ApiError
 from batchwatch.models import FileInfo, JobStatus, RemoteJob
+from batchwatch.providers.mistral.retry import RetryPolicy
 from batchwatch.providers.mistral.wire import CreateRequest, error_text, parse_file, parse_job
 
 
@@ -36,6 +36,8 @@ class LocalClient:
         self._host = parts.hostname
         self._port = parts.port or 80
         self._timeout = timeout
+        #: How long to wait before repeating an unconfirmed create: the daemon's own rule.
+        self.retry_policy = RetryPolicy()
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
@@ -72,10 +74,9 @@ class LocalClient:
                     self._json("create_job", "POST", "/v1/batch/jobs", payload, headers)
                 )
             except ApiError as exc:
-                unknown = exc.status_code is None or exc.status_code in (502, 503, 504)
-                if not unknown or attempt == attempts - 1:
+                if not RetryPolicy.outcome_unknown(exc.status_code) or attempt == attempts - 1:
                     raise
-                time.sleep(0.5 * 2**attempt)
+                self.retry_policy.pause(attempt + 1)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def upload_file(self, path: Path, purpose: str = "batch") -> FileInfo:

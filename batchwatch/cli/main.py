@@ -5,7 +5,7 @@ line and an exit code. The subcommands live by kind: ``queries`` (jobs, show) an
 
 Heavy modules are imported inside the subcommands that use them, so a query command
 starts fast: the commands that talk to the daemon read their settings with the standard
-library (``settings_lite``, not pydantic), speak HTTP with ``http.client``
+library (``config.load_client_settings``, not pydantic), speak HTTP with ``http.client``
 (``daemon_client``, not requests), and ``jobs`` off a terminal prints a plain table (not
 rich). FastAPI, SQLAlchemy, structlog and pydantic are for the service commands.
 """

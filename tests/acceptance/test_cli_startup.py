@@ -1,6 +1,7 @@
 """`batchwatch jobs` starts fast: run as a real process against a real daemon, it loads
-neither pydantic (its settings come from ``settings_lite``), nor rich when its output is not
-a terminal, nor requests, structlog or the server stack; and its plain table."""
+neither pydantic (``config`` reads its settings with the standard library), nor rich when
+its output is not a terminal, nor requests, structlog or the server stack; and its plain
+table."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ HEAVY = (
     "sqlalchemy",
     "alembic",
     "apscheduler",
-    "batchwatch.config",
     "batchwatch.logs",
 )
 
@@ -72,7 +72,7 @@ def test_the_query_modules_import_nothing_heavy() -> None:
     code = (
         "import sys, batchwatch.cli.main as c\n"
         "c.build_parser()\n"
-        "from batchwatch import settings_lite, tokens\n"
+        "from batchwatch import config, tokens\n"
         "from batchwatch.cli import actions, daemon_client, display\n"
         "from batchwatch.providers.mistral import wire\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
@@ -103,7 +103,7 @@ def test_errors_load_nothing_heavy(tmp_path: Path) -> None:
     assert code == 1 and err.startswith("batchwatch: error: cannot reach") and loaded == []
     code, _, err, loaded = probe("jobs", BATCHWATCH_CONFIG=str(path), BATCHWATCH_API_PORT="x")
     assert code == 1 and "api.port" in err and err.count("\n") == 0
-    assert loaded == ["pydantic", "pydantic_core", "batchwatch.config"]  # to word the error
+    assert loaded == ["pydantic", "pydantic_core"]  # to word the error
 
 
 def test_a_terminal_still_gets_the_rich_table(config: str, daemon: Daemon) -> None:

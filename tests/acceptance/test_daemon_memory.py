@@ -1,6 +1,5 @@
 """What keeps the daemon's resident memory down (benchmark figure 5): modules it never loads
-when it does not need them, and glibc's allocator held to a few arenas and trimmed after
-each poll cycle."""
+when it does not need them, and glibc's allocator held to a few arenas."""
 
 from __future__ import annotations
 
@@ -110,40 +109,3 @@ def test_arena_cap_is_set_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     assert daemon.limit_malloc_arenas() is True
-
-
-def test_memory_is_released_after_every_cycle_even_a_failed_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    released: list[bool] = []
-    monkeypatch.setattr(daemon, "release_free_memory", lambda: released.append(True))
-
-    def failing() -> None:
-        raise RuntimeError("upstream down")
-
-    daemon.releasing(lambda: None)()
-    with pytest.raises(RuntimeError):
-        daemon.releasing(failing)()
-    assert released == [True, True]
-
-
-def test_release_free_memory_trims_glibc_and_leaves_other_allocators(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    trimmed: list[int] = []
-
-    class Glibc:
-        def malloc_trim(self, pad: int) -> int:
-            trimmed.append(pad)
-            return 1
-
-    monkeypatch.setattr(daemon, "_glibc", Glibc)
-    daemon.release_free_memory()
-    assert trimmed == [0]  # no padding kept at the top of the heap
-    monkeypatch.setattr(daemon, "_glibc", lambda: None)  # musl, macOS: nothing to call
-    daemon.release_free_memory()
-    assert trimmed == [0]
-    monkeypatch.undo()
-    libc = daemon._glibc()
-    if libc is not None:  # the real call: 1 when memory was returned, 0 when there was none
-        assert libc.malloc_trim(0) in (0, 1)

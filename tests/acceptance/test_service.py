@@ -3,6 +3,7 @@ a SIGTERM in the middle of a stuck poll cycle."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -165,3 +166,25 @@ def test_sigterm_during_a_stuck_cycle_exits_zero_within_ten_seconds(tmp_path: Pa
         seqs = db.execute("SELECT job_id, seq FROM transitions ORDER BY job_id, seq").fetchall()
     assert len(seqs) == len(set(seqs))
     assert "poll_abandoned" in daemon.log.read_text()
+
+
+@pytest.mark.acceptance
+def test_every_line_is_json_while_the_upstream_is_down(tmp_path: Path) -> None:
+    """urllib3's retry warnings, uvicorn's and the daemon's own events: one JSON format."""
+    daemon = DaemonProcess(tmp_path, "http://127.0.0.1:9", poll=0.2, mistral_extra=RETRY_FAST)
+    try:
+        wait_for(lambda: daemon.health()[1]["cycles"] >= 2)
+        assert daemon.terminate() == 0
+    finally:
+        stop(daemon.proc)
+    lines = daemon.log.read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # a line that is not JSON fails here
+    assert all(isinstance(event, dict) and "level" in event for event in events)
+    retries = [e for e in events if e.get("logger", "").startswith("urllib3")]
+    assert retries and all(e["level"] == "warning" for e in retries)
+    assert any(e["event"].startswith("Retrying (") for e in retries)
+    assert any(e["event"] == "poll_failed" for e in events)
+
+
+#: Two quick retries of each request, so a failed cycle takes well under a second.
+RETRY_FAST = "max_retries = 2\ntimeout_seconds = 2\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -136,8 +137,6 @@ def test_token_file_created_private_and_refused_when_readable(tmp_path: Path) ->
 def test_port_in_use_is_a_clear_startup_error(tmp_path: Path, daemon: Daemon) -> None:
     port = int(daemon.api_url.rsplit(":", 1)[1])
     settings = daemon_settings(tmp_path / "second", "http://127.0.0.1:9")
-    settings = settings.model_copy(
-        update={"api": ApiSettings(port=port, token_file=tmp_path / "t2")}
-    )
+    settings = replace(settings, api=ApiSettings(port=port, token_file=tmp_path / "t2"))
     with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}"):
         Daemon(settings, threading.Event()).start()

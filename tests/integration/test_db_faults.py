@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,7 @@ def test_postgres_cut_off_and_back_degrades_then_resumes(
 ) -> None:
     url, proxy = pg_through_proxy
     settings = daemon_settings(tmp_path, simulator.url)
-    settings = settings.model_copy(update={"database": DatabaseSettings(url=url)})
+    settings = replace(settings, database=DatabaseSettings(url=url))
     daemon = Daemon(settings, threading.Event())
     daemon.start()
     try:

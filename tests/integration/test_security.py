@@ -14,6 +14,7 @@ import socket
 import stat
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +79,10 @@ def test_daemon_with_default_host_listens_on_loopback_only(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     defaults = load_settings(None, env={"STATE_DIRECTORY": str(tmp_path)})
-    settings = defaults.model_copy(
-        update={
-            "api": defaults.api.model_copy(update={"port": 0}),  # the host stays the default
-            "mistral": MistralSettings(server_url=simulator.url, api_key=SIM_API_KEY),
-        }
+    settings = replace(
+        defaults,
+        api=replace(defaults.api, port=0),  # the host stays the default
+        mistral=MistralSettings(server_url=simulator.url, api_key=SIM_API_KEY),
     )
     daemon = Daemon(settings, threading.Event())
     daemon.start()
@@ -186,7 +186,7 @@ def test_guard_compares_tokens_with_hmac_compare_digest(monkeypatch: pytest.Monk
 
 def settings_with_token_file(tmp_path: Path, token_file: Path) -> Settings:
     settings = daemon_settings(tmp_path, "http://127.0.0.1:9")
-    return settings.model_copy(update={"api": ApiSettings(port=0, token_file=token_file)})
+    return replace(settings, api=ApiSettings(port=0, token_file=token_file))
 
 
 def test_daemon_creates_the_token_file_private_even_with_a_lax_umask(tmp_path: Path) -> None:
@@ -299,9 +299,7 @@ def test_secrets_stay_out_of_every_log_line_and_answer(
     api_key = "mistral-key-" + secrets.token_hex(16)
     url = refusing_simulator.url if upstream == "refuses the key" else "http://127.0.0.1:9"
     settings = daemon_settings(tmp_path, url)
-    settings = settings.model_copy(
-        update={"mistral": settings.mistral.model_copy(update={"api_key": api_key})}
-    )
+    settings = replace(settings, mistral=replace(settings.mistral, api_key=api_key))
     daemon = Daemon(settings, threading.Event())
     daemon.start()
     try:

@@ -26,8 +26,8 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 # Which modules may import which outside library: a library maps to module-name prefixes.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "requests": ("batchwatch.providers.mistral.client",),
-    "urllib3": ("batchwatch.providers.mistral.client",),
+    "requests": ("batchwatch.providers.mistral.http",),
+    "urllib3": ("batchwatch.providers.mistral.http",),
     "sqlalchemy": ("batchwatch.store",),
     "alembic": ("batchwatch.store.migrate",),
     "apscheduler": ("batchwatch.scheduler",),

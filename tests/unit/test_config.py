@@ -1,12 +1,32 @@
-"""Settings: defaults, the file, the environment, secret files, and errors that name the key."""
+"""Settings: defaults, the file, the environment, secret files, and errors that name the key;
+and the query commands' standard-library reader (``load_client_settings``) against the full
+validation: the same api.host, api.port and token file over any file and environment, or the
+same one-line error."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from batchwatch.config import Settings, config_problems, load_settings
+from batchwatch.config import (
+    SECTION_KEYS,
+    ClientSettings,
+    Settings,
+    config_problems,
+    load_client_settings,
+    load_settings,
+    validate_settings,
+)
 from batchwatch.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +41,7 @@ def write(tmp_path: Path, text: str) -> str:
 def test_example_file_loads_and_equals_the_defaults() -> None:
     example = load_settings(str(REPO / "config.example.toml"), env={})
     defaults = load_settings(None, env={})
-    assert example.model_dump() == defaults.model_dump()
+    assert example == defaults
     assert example.mistral.server_url == "https://api.mistral.ai"
     assert example.tracking.poll_interval_seconds == 60
     assert example.api.host == "127.0.0.1" and example.api.port == 8765
@@ -29,14 +49,17 @@ def test_example_file_loads_and_equals_the_defaults() -> None:
 
 def test_example_file_documents_every_key() -> None:
     text = (REPO / "config.example.toml").read_text(encoding="utf-8")
-    for section, model in Settings.model_fields.items():
-        if model.exclude:
-            continue
+    for section, keys in SECTION_KEYS.items():
         assert f"[{section}]" in text
-        sub = type(model.default).model_fields
-        for key, info in sub.items():
-            if not info.exclude:
-                assert f"{key} =" in text, f"{section}.{key} is not documented"
+        for key in keys:
+            assert f"{key} =" in text, f"{section}.{key} is not documented"
+
+
+def test_the_keys_are_the_settings_fields_less_the_resolved_ones() -> None:
+    sections = {f.name: f for f in dataclasses.fields(Settings)}
+    assert set(SECTION_KEYS) == set(sections) - {"state_dir"}
+    mistral = {f.name for f in dataclasses.fields(type(Settings().mistral))}
+    assert SECTION_KEYS["mistral"] == mistral - {"api_key"}
 
 
 def test_file_values_and_sub_second_interval(tmp_path: Path) -> None:
@@ -73,10 +96,20 @@ def test_api_key_sources_in_order(tmp_path: Path) -> None:
     assert load_settings(None, env={}).mistral.api_key is None
 
 
-def test_api_key_never_in_a_dump_or_repr(tmp_path: Path) -> None:
+def test_api_key_never_in_a_repr(tmp_path: Path) -> None:
     settings = load_settings(None, env={"MISTRAL_API_KEY": "secret-key-value"})
+    assert settings.mistral.api_key == "secret-key-value"
     assert "secret-key-value" not in repr(settings)
-    assert "secret-key-value" not in str(settings.model_dump())
+
+
+def test_server_url_is_checked_and_loses_its_final_slash(tmp_path: Path) -> None:
+    path = write(tmp_path, '[mistral]\nserver_url = "http://127.0.0.1:9/"\n')
+    assert load_settings(path, env={}).mistral.server_url == "http://127.0.0.1:9"
+
+
+def test_a_section_that_is_not_a_table_names_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"api: Input should be a valid dictionary or instance"):
+        load_settings(write(tmp_path, "api = 5\n"), env={})
 
 
 @pytest.mark.parametrize(
@@ -117,3 +150,243 @@ def test_config_problems_lists_every_problem(tmp_path: Path) -> None:
     assert len(problems) == 3
     assert any(p.startswith("zzz: unknown key") for p in problems)
     assert config_problems(str(REPO / "config.example.toml")) == []
+
+
+# ---- the query commands' reader against the full validation ---------------------------
+
+
+# ---- writing TOML (the standard library only reads it) ---------------------------------
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(value)
+
+
+def toml_text(data: Mapping[str, Any]) -> str:
+    lines = [f"{key} = {toml_value(v)}" for key, v in data.items() if not isinstance(v, dict)]
+    for section, values in data.items():
+        if isinstance(values, dict):
+            lines.append(f"[{section}]")
+            lines += [f"{key} = {toml_value(v)}" for key, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+# ---- the two readers, as one comparable outcome -----------------------------------------
+
+
+def full(path: str | None, env: Mapping[str, str]) -> tuple[Any, ...]:
+    try:
+        s = load_settings(path, env=env)
+    except ConfigError as exc:
+        return ("error", str(exc))
+    return (s.api.host, s.api.port, s.token_file, s.api_url)
+
+
+def lite(path: str | None, env: Mapping[str, str]) -> tuple[Any, ...]:
+    try:
+        c = load_client_settings(path, env=env)
+    except ConfigError as exc:
+        return ("error", str(exc))
+    return (c.host, c.port, c.token_file, c.api_url)
+
+
+# ---- what a file and an environment may hold --------------------------------------------
+
+texts = st.text(max_size=12)
+numbers = st.one_of(
+    st.integers(-3, 70_000),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 1, 8765, 65535, 65536, -1, 8765.0, 8765.5]),
+)
+port_texts = st.one_of(
+    st.sampled_from(
+        [
+            *("8765", "0", "00", "08765", "65535", "65536", "000008765", " 8765", "8765 "),
+            *("+8765", "-1", "8_765", "8765.0", "1e3", "", " ", "0x10", "99999999999"),
+            *("\u0663", "\uff18\uff17\uff16\uff15"),  # an Arabic-Indic 3, a fullwidth 8765
+        ]
+    ),
+    st.from_regex(r"\A[ +\-]?[0-9_]{0,7}(\.[0-9]*)?[ ]?\Z"),
+)
+HOSTS = ("0.0.0.0", "::", "", "::1", "localhost", "10.0.0.1")  # noqa: S104 - not a bind
+hosts = st.one_of(texts, st.sampled_from(HOSTS))
+anything = st.one_of(texts, numbers, st.booleans(), st.lists(st.integers(0, 9), max_size=2))
+api_values = {
+    "host": st.one_of(hosts, anything),
+    "port": st.one_of(numbers, port_texts, anything),
+    "token_file": st.one_of(texts, st.sampled_from(["/run/bw/token", "~/token", ""]), anything),
+}
+#: Valid values of the other sections: those are the daemon's, but the file must still parse.
+OTHER: dict[str, dict[str, Any]] = {
+    "mistral": {"server_url": "http://127.0.0.1:1", "timeout_seconds": 5, "max_retries": 1},
+    "tracking": {"poll_interval_seconds": 0.5, "discover": "mine", "page_size": 10},
+    "database": {"url": "sqlite:///x.db"},
+    "log": {"level": "debug", "format": "json"},
+}
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for section in draw(st.lists(st.sampled_from(sorted(OTHER)), unique=True)):
+        keys = draw(st.lists(st.sampled_from(sorted(OTHER[section])), unique=True))
+        data[section] = {key: OTHER[section][key] for key in keys}
+    if draw(st.booleans()):
+        keys = draw(st.lists(st.sampled_from(sorted(api_values)), unique=True))
+        data["api"] = {key: draw(api_values[key]) for key in keys}
+    if draw(st.integers(0, 9)) == 0:  # a typo, a key of the wrong section, a strange layout
+        where = draw(st.sampled_from(["api", "tracking", "top"]))
+        # (never a known key of the other sections: their values are the daemon's business)
+        key = draw(st.sampled_from(["prot", "port", "zzz", "state_dir", "api", "log_level"]))
+        value = draw(st.one_of(st.sampled_from(["/tmp/state", "x"]), st.integers(0, 9)))
+        if where == "top":
+            data[key] = value
+        else:
+            data.setdefault(where, {})[key] = value
+    return data
+
+
+def environments() -> st.SearchStrategy[dict[str, str]]:
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "BATCHWATCH_API_HOST": hosts,
+            "BATCHWATCH_API_PORT": port_texts,
+            "BATCHWATCH_API_TOKEN_FILE": st.one_of(texts, st.just("/run/bw/token")),
+            "BATCHWATCH_TRACKING_DISCOVER": st.just("none"),
+            "BATCHWATCH_LOG_LEVEL": st.just("error"),
+        },
+    )
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=configs(), env=environments(), via_env=st.booleans())
+@example(data={}, env={}, via_env=False)
+@example(data={"api": {"port": True}}, env={}, via_env=False)
+@example(data={"api": {"port": 8765.0}}, env={}, via_env=True)
+@example(data={"state_dir": "/tmp/state"}, env={}, via_env=False)
+@example(data={"api": {"host": "::"}}, env={"BATCHWATCH_API_PORT": " 9000"}, via_env=False)
+@example(data={"api": 5}, env={"BATCHWATCH_API_PORT": "1"}, via_env=False)
+def test_lite_reader_equals_the_full_settings(
+    tmp_path: Path, data: dict[str, Any], env: dict[str, str], via_env: bool
+) -> None:
+    path = tmp_path / "batchwatch.toml"
+    path.write_text(toml_text(data), encoding="utf-8")
+    if via_env:
+        env = {**env, "BATCHWATCH_CONFIG": str(path)}
+    given_path = None if via_env else str(path)
+    assert lite(given_path, env) == full(given_path, env)
+
+
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [
+        ("", {}),
+        ('[api]\nhost = "0.0.0.0"\nport = 9001\ntoken_file = "/run/bw/token"\n', {}),
+        ("[api]\nport = 9001\n", {"BATCHWATCH_API_PORT": "9002"}),
+        ('[api]\nhost = "::1"\n', {"BATCHWATCH_API_TOKEN_FILE": "/t"}),
+        ("[tracking\n", {}),
+        ("[api]\nport = 70000\n", {}),
+        ('[api]\nport = "80"\n', {}),
+        ("[api]\nport = 80\n", {"BATCHWATCH_API_PORT": "eighty"}),
+        ("[api]\nhost = 127\n", {}),
+        ("[api]\ntoken_fle = 1\n", {}),
+        ("[nonsense]\nx = 1\n", {}),
+        ('state_dir = "/srv/bw"\n', {}),
+    ],
+)
+def test_the_readers_agree_on_these_files(tmp_path: Path, text: str, env: dict[str, str]) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    assert lite(str(path), env) == full(str(path), env)
+
+
+def test_no_file_and_a_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./batchwatch.toml
+    assert lite(None, {}) == full(None, {})
+    assert lite(None, {}) == ("127.0.0.1", 8765, lite(None, {})[2], "http://127.0.0.1:8765")
+    assert lite(str(tmp_path / "absent.toml"), {})[1].startswith("config file not found")
+    (tmp_path / "batchwatch.toml").write_text("[api]\nport = 9100\n")
+    assert lite(None, {})[1] == 9100 == full(None, {})[1]
+
+
+def test_the_example_file_and_the_state_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/batchwatch:/other")
+    example = str(REPO / "config.example.toml")
+    assert lite(example, {}) == full(example, {})
+    assert lite(example, {})[2] == Path("/var/lib/batchwatch/api-token")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[api]\nport = 70000\n", "api.port"),
+        ("[api]\nport = -1\n", "api.port"),
+        ("[api]\nhost = 1\n", "api.host"),
+        ("[api]\ntoken_file = 1\n", "api.token_file"),
+        ("[api]\ntoken_fle = 1\n", "api.token_fle: unknown key"),
+        ("[tracking]\npoll_interval = 5\n", "tracking.poll_interval: unknown key"),
+        ("[tracking\n", "not valid TOML"),
+    ],
+)
+def test_bad_values_are_one_line_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")) as info:
+        load_client_settings(str(path), env={})
+    assert "\n" not in str(info.value)
+
+
+def test_a_bad_environment_value_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"api\.port.*'soon'"):
+        load_client_settings(None, env={"BATCHWATCH_API_PORT": "soon"})
+
+
+def test_what_the_daemon_alone_needs_does_not_stop_a_query(tmp_path: Path) -> None:
+    """A query command reads the api section: a bad tracking value or an unreadable Mistral
+    key file is for `batchwatch serve` and `config check` to report."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[mistral]\napi_key_file = "{tmp_path / "nokey"}"\n[tracking]\ndiscover = "x"\n'
+        "[api]\nport = 9200\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError):
+        load_settings(str(path), env={})
+    assert load_client_settings(str(path), env={}).port == 9200
+
+
+def test_client_settings_url_is_the_settings_url() -> None:
+    for host in HOSTS:
+        settings = validate_settings({"api": {"host": host, "port": 1}}, {}, None)
+        assert ClientSettings(host, 1, Path("t")).api_url == settings.api_url
+
+
+def test_a_query_reads_its_settings_without_pydantic(tmp_path: Path) -> None:
+    """The fast path imports no validation library; a file it cannot vouch for does."""
+    path = tmp_path / "c.toml"
+    path.write_text("[api]\nport = 9300\n", encoding="utf-8")
+    code = (
+        "import sys\n"
+        "from batchwatch.config import load_client_settings\n"
+        f"print(load_client_settings({str(path)!r}, env={{}}).port, 'pydantic' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["9300", "False"]

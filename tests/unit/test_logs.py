@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -48,3 +49,16 @@ def test_json_lines_carry_the_traceback_as_text() -> None:
     event = json.loads(out.getvalue().strip().splitlines()[-1])
     assert event["event"] == "cycle_crashed"
     assert "ValueError: boom" in event["exception"]
+
+
+@pytest.mark.usefixtures("restore_logs")
+def test_a_library_record_is_rendered_like_the_daemons_events() -> None:
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+    logging.getLogger("urllib3.connectionpool").warning("Retrying (%s) after %s", "Retry(1)", "x")
+    logs.get_logger("batchwatch.test").warning("poll_failed", error="x")
+    library, own = (json.loads(line) for line in out.getvalue().splitlines())
+    assert library["event"] == "Retrying (Retry(1)) after x"
+    assert library["logger"] == "urllib3.connectionpool"
+    assert library["level"] == own["level"] == "warning"
+    assert library.keys() >= {"timestamp"} and own.keys() >= {"timestamp"}
