@@ -24,7 +24,6 @@ from batchwatch.api.schemas import (
     TransitionFeedOut,
     TransitionListOut,
     TransitionOut,
-    job_body,
     progress_body,
     transition_body,
 )
@@ -40,6 +39,7 @@ from batchwatch.models import (
     StoredJob,
     Transition,
 )
+from batchwatch.providers.mistral.wire import job_to_json
 from batchwatch.store import JobQuery, Store
 from batchwatch.store.rows import row_to_job
 from batchwatch.store.schema import jobs
@@ -158,13 +158,12 @@ def test_store_reads_decode_as_sqlalchemy_does(history: Store) -> None:
 
 
 def test_bodies_are_the_models_json() -> None:
-    """The dict builders and the models agree field for field, in the models' order."""
-    job = StoredJob(rich("RUNNING", 5), JobSource.DISCOVERED, T0, T0, 2)
-    bare = StoredJob(remote("QUEUED"), JobSource.CREATED, T0, T0, 1)
-    for stored in (job, bare):
-        expected = BatchJobOut.of(stored).model_dump(mode="json")
-        assert list(job_body(stored)) == list(expected)
-        assert job_body(stored) == expected | {"outputs": None}
+    """The dict builders and the models agree field for field, in the models' order: a
+    job's JSON is one its response model takes unchanged."""
+    for job in (rich("RUNNING", 5), remote("QUEUED")):
+        written = job_to_json(job)
+        expected = BatchJobOut.model_validate(written).model_dump(mode="json")
+        assert written == expected and list(written) == list(expected)
     t = Transition(RICH, 2, JobStatus.QUEUED, JobStatus.RUNNING, T0, T0, "poll", 7)
     first = Transition(RICH, 1, None, JobStatus.QUEUED, T0, None, "create", 6)
     for step in (t, first):
@@ -185,8 +184,8 @@ def test_read_routes_answer_the_bytes_the_models_would(history: Store, http: Tes
     for job_id in (RICH, PLAIN, NO_HISTORY):
         stored = history.get_job(job_id)
         assert stored is not None
-        expected = BatchJobOut.of(stored).model_dump_json().encode()
-        assert _get(http, f"/v1/batch/jobs/{job_id}") == expected
+        expected = BatchJobOut.model_validate(job_to_json(stored.remote)).model_dump_json()
+        assert _get(http, f"/v1/batch/jobs/{job_id}") == expected.encode()
         steps = [TransitionOut.of(t) for t in history.transitions(job_id)]
         listed = TransitionListOut(data=steps, total=len(steps)).model_dump_json().encode()
         assert _get(http, f"/v1/batch/jobs/{job_id}/transitions") == listed
@@ -206,7 +205,8 @@ def test_read_routes_answer_the_bytes_the_models_would(history: Store, http: Tes
         body = _get(http, f"/v1/batch/jobs{query}")
         if statuses:
             found, total = history.list_jobs(JobQuery(statuses=statuses, model=model))
-            page = ListBatchJobsOut(data=[BatchJobOut.of(j) for j in found], total=total)
+            data = [job_to_json(j.remote) for j in found]
+            page = ListBatchJobsOut.model_validate({"data": data, "total": total})
             assert body == page.model_dump_json().encode()
         # Whatever the filter, the body is one the response model accepts unchanged.
         parsed = ListBatchJobsOut.model_validate_json(body)

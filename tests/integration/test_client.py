@@ -20,7 +20,8 @@ import pytest
 
 from batchwatch.errors import ApiError
 from batchwatch.models import JobStatus, ListFilter
-from batchwatch.providers.mistral.client import CreateRequest, MistralClient, RetryPolicy
+from batchwatch.providers.mistral.client import MistralClient, RetryPolicy
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.simulator.app import JobSpec, RunningSimulator, SimulatorSettings, start_in_thread
 from batchwatch.simulator.faults import FaultRule, LoggedRequest
 from tests.helpers import SIM_API_KEY
@@ -63,12 +64,14 @@ def sent(sim: RunningSimulator, route: str) -> list[LoggedRequest]:
     return [r for r in sim.simulation.faults.requests() if r.route == route]
 
 
-def create_request(marker: str) -> CreateRequest:
-    return CreateRequest(
-        endpoint="/v1/chat/completions",
-        model="mistral-small-latest",
-        requests=({"custom_id": "0", "body": {"messages": []}},),
-        metadata={"probe": marker},
+def create_request(marker: str) -> CreateBatchJobIn:
+    return CreateBatchJobIn.model_validate(
+        {
+            "endpoint": "/v1/chat/completions",
+            "model": "mistral-small-latest",
+            "requests": ({"custom_id": "0", "body": {"messages": []}},),
+            "metadata": {"probe": marker},
+        }
     )
 
 
