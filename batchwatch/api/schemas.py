@@ -55,22 +55,10 @@ class TransitionOut(BaseModel):
     )
     source: str = Field(description="poll, create, cancel or track")
 
-    @classmethod
-    def of(cls, t: Transition) -> TransitionOut:
-        return cls(
-            id=t.id or 0,
-            job_id=t.job_id,
-            seq=t.seq,
-            from_status=t.from_status.value if t.from_status else None,
-            to_status=t.to_status.value,
-            observed_at=t.observed_at,
-            last_seen_before=t.last_seen_before,
-            source=t.source,
-        )
-
 
 def transition_body(t: Transition) -> dict[str, Any]:
-    """``TransitionOut.of(t)``, as ``job_body`` is ``BatchJobOut.of``."""
+    """A transition as ``TransitionOut``'s JSON: the routes answer with it (see
+    ``reads._json``), the model declares it."""
     return {
         "id": t.id or 0,
         "job_id": t.job_id,
@@ -104,21 +92,9 @@ class ProgressOut(BaseModel):
     succeeded_requests: int
     failed_requests: int
 
-    @classmethod
-    def of(cls, p: ProgressSample) -> ProgressOut:
-        return cls(
-            id=p.id or 0,
-            job_id=p.job_id,
-            observed_at=p.observed_at,
-            total_requests=p.counters.total,
-            completed_requests=p.counters.completed,
-            succeeded_requests=p.counters.succeeded,
-            failed_requests=p.counters.failed,
-        )
-
 
 def progress_body(p: ProgressSample) -> dict[str, Any]:
-    """``ProgressOut.of(p)``, as ``job_body`` is ``BatchJobOut.of``."""
+    """A progress sample as ``ProgressOut``'s JSON, as ``transition_body`` is."""
     counters = p.counters
     return {
         "id": p.id or 0,

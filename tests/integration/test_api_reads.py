@@ -167,10 +167,10 @@ def test_bodies_are_the_models_json() -> None:
     t = Transition(RICH, 2, JobStatus.QUEUED, JobStatus.RUNNING, T0, T0, "poll", 7)
     first = Transition(RICH, 1, None, JobStatus.QUEUED, T0, None, "create", 6)
     for step in (t, first):
-        dumped = TransitionOut.of(step).model_dump()
+        dumped = TransitionOut.model_validate(transition_body(step)).model_dump()
         assert transition_body(step) == dumped and list(transition_body(step)) == list(dumped)
     p = ProgressSample(RICH, T0, Counters(10, 5, 4, 1), 3)
-    assert progress_body(p) == ProgressOut.of(p).model_dump()
+    assert progress_body(p) == ProgressOut.model_validate(progress_body(p)).model_dump()
 
 
 def _get(http: TestClient, path: str) -> bytes:
@@ -186,10 +186,12 @@ def test_read_routes_answer_the_bytes_the_models_would(history: Store, http: Tes
         assert stored is not None
         expected = BatchJobOut.model_validate(job_to_json(stored.remote)).model_dump_json()
         assert _get(http, f"/v1/batch/jobs/{job_id}") == expected.encode()
-        steps = [TransitionOut.of(t) for t in history.transitions(job_id)]
+        steps = [
+            TransitionOut.model_validate(transition_body(t)) for t in history.transitions(job_id)
+        ]
         listed = TransitionListOut(data=steps, total=len(steps)).model_dump_json().encode()
         assert _get(http, f"/v1/batch/jobs/{job_id}/transitions") == listed
-        samples = [ProgressOut.of(p) for p in history.progress(job_id)]
+        samples = [ProgressOut.model_validate(progress_body(p)) for p in history.progress(job_id)]
         progress = ProgressListOut(data=samples, total=len(samples)).model_dump_json().encode()
         assert _get(http, f"/v1/batch/jobs/{job_id}/progress") == progress
     for query, statuses, model in (
@@ -211,7 +213,7 @@ def test_read_routes_answer_the_bytes_the_models_would(history: Store, http: Tes
         # Whatever the filter, the body is one the response model accepts unchanged.
         parsed = ListBatchJobsOut.model_validate_json(body)
         assert parsed.model_dump_json().encode() == body
-    feed = [TransitionOut.of(t) for t in history.feed(0, 2)]
+    feed = [TransitionOut.model_validate(transition_body(t)) for t in history.feed(0, 2)]
     expected_feed = TransitionFeedOut(data=feed, next_cursor=feed[-1].id).model_dump_json()
     assert _get(http, "/v1/transitions?limit=2") == expected_feed.encode()
     last = history.feed(0, 100)[-1].id
