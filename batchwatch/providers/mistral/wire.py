@@ -131,8 +131,8 @@ SharedMetadata = dict[tuple[tuple[str, type, Any], ...], Mapping[str, Any]]
 def _shared(metadata: dict[str, Any] | None, seen: SharedMetadata | None) -> Any:
     """One read-only copy of each distinct flat metadata among the jobs parsed with the
     same ``seen``: the jobs of a list page are often tagged alike."""
-    # Measured: without it the daemon's RSS peak rose from 94.8-95.7 MB to 100.3 MB, past
-    # the 100 MB target (`python -m tests.benchmarks.run --quick --only memory`, A/B).
+    # Measured: without it the daemon's RSS peak rose from 97.8 MB to 103.3 MB, past the
+    # 100 MB target (`python -m tests.benchmarks.run --only memory`, back to back).
     if metadata is None or seen is None:
         return metadata
     if not all(isinstance(v, _FLAT) for v in metadata.values()):
