@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,8 +28,9 @@ from batchwatch.models import (
     RemoteJob,
     StoredJob,
 )
-from batchwatch.providers.mistral.client import CreateRequest, MistralClient
+from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.providers.mistral.retry import RetryPolicy
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.store import Store, Writer, intents
 from batchwatch.transitions import plan
 
@@ -41,7 +42,7 @@ REQUEST_TAG = "batchwatch_request_id"
 
 
 
-def request_hash(request: CreateRequest) -> str:
+def request_hash(request: CreateBatchJobIn) -> str:
     """Same body, same hash, whatever the key order: what a reused key is compared by."""
     canonical = json.dumps(request.to_json(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -62,7 +63,7 @@ class Actions:
 
     # ---- create ------------------------------------------------------------------------
 
-    def create(self, request: CreateRequest, key: str | None, requested_by: str) -> StoredJob:
+    def create(self, request: CreateBatchJobIn, key: str | None, requested_by: str) -> StoredJob:
         """Create a job at most once per ``key`` (a fresh key when None)."""
         if request.metadata and REQUEST_TAG in request.metadata:
             raise ActionError(422, f"metadata.{REQUEST_TAG} is reserved for batchwatch")
@@ -91,10 +92,10 @@ class Actions:
             return self._create_upstream(request, intent, search_first=not fresh)
 
     def _create_upstream(
-        self, request: CreateRequest, intent: CreateIntent, search_first: bool
+        self, request: CreateBatchJobIn, intent: CreateIntent, search_first: bool
     ) -> StoredJob:
-        tagged = replace(
-            request, metadata={**(request.metadata or {}), REQUEST_TAG: intent.request_id}
+        tagged = request.model_copy(
+            update={"metadata": {**(request.metadata or {}), REQUEST_TAG: intent.request_id}}
         )
         last: ApiError | None = None
         for attempt in range(self.create_attempts):

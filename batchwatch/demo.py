@@ -31,7 +31,8 @@ from batchwatch.config import (
 )
 from batchwatch.daemon import Daemon
 from batchwatch.models import RemoteJob
-from batchwatch.providers.mistral.client import CreateRequest, MistralClient
+from batchwatch.providers.mistral.client import MistralClient
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.simulator.server import start_in_thread
 from batchwatch.simulator.settings import SimulatorSettings
 
@@ -73,17 +74,23 @@ def _submit(local: LocalClient, upstream: MistralClient, workdir: Path, count: i
     for n in range(count):
         name, directives = SCENARIOS[n % len(SCENARIOS)]
         mine = n % 2 == 0
-        request = CreateRequest(
-            endpoint="/v1/chat/completions",
-            model="mistral-small-latest",
-            input_files=((through_us if mine else elsewhere).id,),
-            metadata={
-                "job_name": name,
-                "created_via": "batchwatch" if mine else "elsewhere",
-                **directives,
-            },
+        request = CreateBatchJobIn.model_validate(
+            {
+                "endpoint": "/v1/chat/completions",
+                "model": "mistral-small-latest",
+                "input_files": ((through_us if mine else elsewhere).id,),
+                "metadata": {
+                    "job_name": name,
+                    "created_via": "batchwatch" if mine else "elsewhere",
+                    **directives,
+                },
+            }
         )
-        job = local.create_once(request, f"demo-{n}") if mine else upstream.create_job(request)
+        job = (
+            local.create_once(request.to_json(), f"demo-{n}")
+            if mine
+            else upstream.create_job(request)
+        )
         ids.append(job.id)
     return ids
 

@@ -21,7 +21,8 @@ from batchwatch.config import (
 )
 from batchwatch.daemon import Daemon
 from batchwatch.models import Counters, JobStatus, RemoteJob
-from batchwatch.providers.mistral.client import CreateRequest, MistralClient
+from batchwatch.providers.mistral.client import MistralClient
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 
 SIM_API_KEY = "sim-test-key"
 
@@ -86,11 +87,13 @@ def wait_for(predicate: Callable[[], object], seconds: float = 10) -> None:
 def upstream_job(url: str, key: str = SIM_API_KEY, **directives: str) -> str:
     """Create a three-request inline job directly on the simulator (as another tool would)."""
     with MistralClient(url, key) as c:
-        request = CreateRequest(
-            endpoint="/v1/chat/completions",
-            model="mistral-small-latest",
-            requests=({"custom_id": "0", "body": {"messages": []}},) * 3,
-            metadata={"team": "search", **directives},
+        request = CreateBatchJobIn.model_validate(
+            {
+                "endpoint": "/v1/chat/completions",
+                "model": "mistral-small-latest",
+                "requests": ({"custom_id": "0", "body": {"messages": []}},) * 3,
+                "metadata": {"team": "search", **directives},
+            }
         )
         return c.create_job(request).id
 

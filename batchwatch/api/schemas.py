@@ -4,78 +4,34 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    Field,
-)
+from pydantic import BaseModel, BeforeValidator, Field, create_model
 from pydantic_core import PydanticCustomError
 
-from batchwatch.models import ActionRecord, ProgressSample, StoredJob, Transition
-from batchwatch.providers.mistral.schemas import METADATA_KEY, PLAIN_TEXT
-from batchwatch.providers.mistral.wire import job_to_json
+from batchwatch.models import ActionRecord, ProgressSample, Transition
+from batchwatch.providers.mistral.schemas import METADATA_KEY, PLAIN_TEXT, FilePurpose
+from batchwatch.providers.mistral.wire import JOB_FIELDS
 
 
-class BatchErrorOut(BaseModel):
-    message: str
-    count: int = 1
+def _job_model() -> type[BaseModel]:
+    """Mistral's ``BatchJob`` as a pydantic model, made from wire's one definition of a
+    job's fields: what the job routes declare, so /openapi.json describes the job exactly
+    (Mistral's SDK parses the answers, a fuzzer checks them against it)."""
+    fields: dict[str, Any] = {f.key: (f.hint, ... if f.required else f.default) for f in JOB_FIELDS}
+    return create_model(
+        "BatchJobOut",
+        __doc__="Mistral's ``BatchJob``, from the latest recorded snapshot.",
+        **fields,
+    )
 
 
-class BatchJobOut(BaseModel):
-    """Mistral's ``BatchJob``, from the latest recorded snapshot."""
-
-    id: str
-    object: Literal["batch"] = "batch"
-    input_files: list[str]
-    metadata: dict[str, Any] | None = None
-    endpoint: str
-    model: str | None = None
-    agent_id: str | None = None
-    output_file: str | None = None
-    error_file: str | None = None
-    errors: list[BatchErrorOut]
-    outputs: list[dict[str, Any]] | None = None
-    status: str
-    created_at: int
-    total_requests: int
-    completed_requests: int
-    succeeded_requests: int
-    failed_requests: int
-    started_at: int | None = None
-    completed_at: int | None = None
-
-    @classmethod
-    def of(cls, stored: StoredJob) -> BatchJobOut:
-        job = stored.remote
-        return cls(
-            id=job.id,
-            input_files=list(job.input_files),
-            metadata=dict(job.metadata) if job.metadata is not None else None,
-            endpoint=job.endpoint,
-            model=job.model,
-            agent_id=job.agent_id,
-            output_file=job.output_file,
-            error_file=job.error_file,
-            errors=[BatchErrorOut(message=e.message, count=e.count) for e in job.errors],
-            status=job.raw_status,
-            created_at=job.created_at,
-            total_requests=job.counters.total,
-            completed_requests=job.counters.completed,
-            succeeded_requests=job.counters.succeeded,
-            failed_requests=job.counters.failed,
-            started_at=job.started_at,
-            completed_at=job.completed_at,
-        )
-
-
-def job_body(stored: StoredJob) -> dict[str, Any]:
-    """``BatchJobOut.of(stored)`` as the JSON-ready dict the model would dump, without
-    building and validating the model: the read routes answer with it directly (the model
-    stays their declared ``response_model``, for the OpenAPI schema). A test holds the two
-    equal."""
-    return job_to_json(stored.remote)
+# A model made at run time; a type checker sees the base class (as models.py does for
+# ``StatusName``).
+if TYPE_CHECKING:
+    BatchJobOut = BaseModel
+else:
+    BatchJobOut = _job_model()
 
 
 class ListBatchJobsOut(BaseModel):
@@ -99,22 +55,10 @@ class TransitionOut(BaseModel):
     )
     source: str = Field(description="poll, create, cancel or track")
 
-    @classmethod
-    def of(cls, t: Transition) -> TransitionOut:
-        return cls(
-            id=t.id or 0,
-            job_id=t.job_id,
-            seq=t.seq,
-            from_status=t.from_status.value if t.from_status else None,
-            to_status=t.to_status.value,
-            observed_at=t.observed_at,
-            last_seen_before=t.last_seen_before,
-            source=t.source,
-        )
-
 
 def transition_body(t: Transition) -> dict[str, Any]:
-    """``TransitionOut.of(t)``, as ``job_body`` is ``BatchJobOut.of``."""
+    """A transition as ``TransitionOut``'s JSON: the routes answer with it (see
+    ``reads._json``), the model declares it."""
     return {
         "id": t.id or 0,
         "job_id": t.job_id,
@@ -148,21 +92,9 @@ class ProgressOut(BaseModel):
     succeeded_requests: int
     failed_requests: int
 
-    @classmethod
-    def of(cls, p: ProgressSample) -> ProgressOut:
-        return cls(
-            id=p.id or 0,
-            job_id=p.job_id,
-            observed_at=p.observed_at,
-            total_requests=p.counters.total,
-            completed_requests=p.counters.completed,
-            succeeded_requests=p.counters.succeeded,
-            failed_requests=p.counters.failed,
-        )
-
 
 def progress_body(p: ProgressSample) -> dict[str, Any]:
-    """``ProgressOut.of(p)``, as ``job_body`` is ``BatchJobOut.of``."""
+    """A progress sample as ``ProgressOut``'s JSON, as ``transition_body`` is."""
     counters = p.counters
     return {
         "id": p.id or 0,
@@ -214,7 +146,7 @@ def _date_time_text(value: object) -> object:
 DateTimeText = Annotated[datetime, BeforeValidator(_date_time_text)]
 #: Mistral's ``FilePurpose``: any other value is refused upstream, so it is refused here. An
 #: empty form field counts as absent (the form convention FastAPI follows), so it is listed.
-FilePurpose = Literal["batch", "fine-tune", "ocr", ""]
+UploadPurpose = Literal[FilePurpose, ""]
 
 
 class ActionOut(BaseModel):

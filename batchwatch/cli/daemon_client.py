@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from batchwatch.errors import ApiError
 from batchwatch.models import FileInfo, JobStatus, RemoteJob
 from batchwatch.providers.mistral.retry import RetryPolicy
-from batchwatch.providers.mistral.wire import CreateRequest, error_text, parse_file, parse_job
+from batchwatch.providers.mistral.wire import error_text, parse_file, parse_job
 
 
 def _segment(value: str) -> str:
@@ -63,10 +63,11 @@ class LocalClient:
         path = f"/v1/batch/jobs/{_segment(job_id)}/cancel"
         return parse_job(self._json("cancel_job", "POST", path))
 
-    def create_once(self, request: CreateRequest, key: str, attempts: int = 3) -> RemoteJob:
-        """Create under ``key``; an attempt whose outcome is unknown is repeated under the
-        same key, which the daemon turns into at most one job."""
-        payload = json.dumps(request.to_json()).encode()
+    def create_once(self, body: Mapping[str, Any], key: str, attempts: int = 3) -> RemoteJob:
+        """Create under ``key`` from Mistral's create body as plain JSON (the daemon
+        validates it); an attempt whose outcome is unknown is repeated under the same key,
+        which the daemon turns into at most one job."""
+        payload = json.dumps(body).encode()
         headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
         for attempt in range(attempts):
             try:

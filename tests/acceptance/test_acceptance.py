@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from batchwatch.providers.mistral.client import CreateRequest, MistralClient
+from batchwatch.providers.mistral.client import MistralClient
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from tests.processes import API_KEY, DaemonProcess, Simulator, stop, wait_until
 
 pytestmark = pytest.mark.acceptance
@@ -49,11 +50,15 @@ def create_jobs(upstream: Simulator) -> list[tuple[str, str | None]]:
     jobs: list[tuple[str, str | None]] = []
     for count, directives, cancel_in in PLAN:
         for _ in range(count):
-            request = CreateRequest(
-                endpoint="/v1/chat/completions",
-                model="mistral-small-latest",
-                requests=tuple({"custom_id": str(n), "body": {"messages": []}} for n in range(8)),
-                metadata=directives or None,
+            request = CreateBatchJobIn.model_validate(
+                {
+                    "endpoint": "/v1/chat/completions",
+                    "model": "mistral-small-latest",
+                    "requests": tuple(
+                        {"custom_id": str(n), "body": {"messages": []}} for n in range(8)
+                    ),
+                    "metadata": directives or None,
+                }
             )
             jobs.append((client.create_job(request).id, cancel_in))
     return jobs

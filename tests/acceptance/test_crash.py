@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from batchwatch.providers.mistral.client import CreateRequest, MistralClient
+from batchwatch.providers.mistral.client import MistralClient
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from tests.processes import (
     API_KEY,
     DaemonProcess,
@@ -52,11 +53,13 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         }
         if n == JOBS - 1:  # the one cancelled half-way
             directives = {"sim_run_seconds": "60", "sim_queue_seconds": "0.5"}
-        request = CreateRequest(
-            endpoint="/v1/chat/completions",
-            model="m",
-            requests=({"body": {}},) * 20,
-            metadata=directives,
+        request = CreateBatchJobIn.model_validate(
+            {
+                "endpoint": "/v1/chat/completions",
+                "model": "m",
+                "requests": ({"body": {}},) * 20,
+                "metadata": directives,
+            }
         )
         ids.append(client.create_job(request).id)
 

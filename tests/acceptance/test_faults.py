@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from batchwatch.providers.mistral.client import CreateRequest, MistralClient
+from batchwatch.providers.mistral.client import MistralClient
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from tests.processes import (
     API_KEY,
     DaemonProcess,
@@ -76,11 +77,13 @@ def create_jobs(sim: Simulator, count: int) -> list[str]:
             "sim_queue_seconds": f"{1 + n % 7}",
             "sim_run_seconds": f"{6 + 2 * n}",
         }
-        request = CreateRequest(
-            endpoint="/v1/chat/completions",
-            model="m",
-            requests=({"body": {}},) * 30,
-            metadata=directives,
+        request = CreateBatchJobIn.model_validate(
+            {
+                "endpoint": "/v1/chat/completions",
+                "model": "m",
+                "requests": ({"body": {}},) * 30,
+                "metadata": directives,
+            }
         )
         ids.append(client.create_job(request).id)
     return ids

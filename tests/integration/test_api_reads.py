@@ -24,7 +24,6 @@ from batchwatch.api.schemas import (
     TransitionFeedOut,
     TransitionListOut,
     TransitionOut,
-    job_body,
     progress_body,
     transition_body,
 )
@@ -40,6 +39,7 @@ from batchwatch.models import (
     StoredJob,
     Transition,
 )
+from batchwatch.providers.mistral.wire import job_to_json
 from batchwatch.store import JobQuery, Store, Writer
 from batchwatch.store.schema import jobs
 from batchwatch.transitions import plan
@@ -175,20 +175,19 @@ def test_store_reads_of_history(history: Store) -> None:
 
 
 def test_bodies_are_the_models_json() -> None:
-    """The dict builders and the models agree field for field, in the models' order."""
-    job = StoredJob(rich("RUNNING", 5), JobSource.DISCOVERED, T0, T0, 2)
-    bare = StoredJob(remote("QUEUED"), JobSource.CREATED, T0, T0, 1)
-    for stored in (job, bare):
-        expected = BatchJobOut.of(stored).model_dump(mode="json")
-        assert list(job_body(stored)) == list(expected)
-        assert job_body(stored) == expected | {"outputs": None}
+    """The dict builders and the models agree field for field, in the models' order: a
+    job's JSON is one its response model takes unchanged."""
+    for job in (rich("RUNNING", 5), remote("QUEUED")):
+        written = job_to_json(job)
+        expected = BatchJobOut.model_validate(written).model_dump(mode="json")
+        assert written == expected and list(written) == list(expected)
     t = Transition(RICH, 2, JobStatus.QUEUED, JobStatus.RUNNING, T0, T0, "poll", 7)
     first = Transition(RICH, 1, None, JobStatus.QUEUED, T0, None, "create", 6)
     for step in (t, first):
-        dumped = TransitionOut.of(step).model_dump()
+        dumped = TransitionOut.model_validate(transition_body(step)).model_dump()
         assert transition_body(step) == dumped and list(transition_body(step)) == list(dumped)
     p = ProgressSample(RICH, T0, Counters(10, 5, 4, 1), 3)
-    assert progress_body(p) == ProgressOut.of(p).model_dump()
+    assert progress_body(p) == ProgressOut.model_validate(progress_body(p)).model_dump()
 
 
 def _get(http: TestClient, path: str) -> bytes:
@@ -202,12 +201,14 @@ def test_read_routes_answer_the_bytes_the_models_would(history: Store, http: Tes
     for job_id in (RICH, PLAIN, NO_HISTORY):
         stored = history.get_job(job_id)
         assert stored is not None
-        expected = BatchJobOut.of(stored).model_dump_json().encode()
-        assert _get(http, f"/v1/batch/jobs/{job_id}") == expected
-        steps = [TransitionOut.of(t) for t in history.transitions(job_id)]
+        expected = BatchJobOut.model_validate(job_to_json(stored.remote)).model_dump_json()
+        assert _get(http, f"/v1/batch/jobs/{job_id}") == expected.encode()
+        steps = [
+            TransitionOut.model_validate(transition_body(t)) for t in history.transitions(job_id)
+        ]
         listed = TransitionListOut(data=steps, total=len(steps)).model_dump_json().encode()
         assert _get(http, f"/v1/batch/jobs/{job_id}/transitions") == listed
-        samples = [ProgressOut.of(p) for p in history.progress(job_id)]
+        samples = [ProgressOut.model_validate(progress_body(p)) for p in history.progress(job_id)]
         progress = ProgressListOut(data=samples, total=len(samples)).model_dump_json().encode()
         assert _get(http, f"/v1/batch/jobs/{job_id}/progress") == progress
     for query, statuses, model in (
@@ -223,12 +224,13 @@ def test_read_routes_answer_the_bytes_the_models_would(history: Store, http: Tes
         body = _get(http, f"/v1/batch/jobs{query}")
         if statuses:
             found, total = history.list_jobs(JobQuery(statuses=statuses, model=model))
-            page = ListBatchJobsOut(data=[BatchJobOut.of(j) for j in found], total=total)
+            data = [job_to_json(j.remote) for j in found]
+            page = ListBatchJobsOut.model_validate({"data": data, "total": total})
             assert body == page.model_dump_json().encode()
         # Whatever the filter, the body is one the response model accepts unchanged.
         parsed = ListBatchJobsOut.model_validate_json(body)
         assert parsed.model_dump_json().encode() == body
-    feed = [TransitionOut.of(t) for t in history.feed(0, 2)]
+    feed = [TransitionOut.model_validate(transition_body(t)) for t in history.feed(0, 2)]
     expected_feed = TransitionFeedOut(data=feed, next_cursor=feed[-1].id).model_dump_json()
     assert _get(http, "/v1/transitions?limit=2") == expected_feed.encode()
     last = history.feed(0, 100)[-1].id

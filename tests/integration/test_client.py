@@ -20,7 +20,8 @@ import pytest
 
 from batchwatch.errors import ApiError
 from batchwatch.models import JobStatus, ListFilter
-from batchwatch.providers.mistral.client import CreateRequest, MistralClient, RetryPolicy
+from batchwatch.providers.mistral.client import MistralClient, RetryPolicy
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.simulator.fault_injector import LoggedRequest
 from batchwatch.simulator.faults import FaultRule
 from batchwatch.simulator.jobs import JobSpec
@@ -66,12 +67,14 @@ def sent(sim: RunningSimulator, route: str) -> list[LoggedRequest]:
     return [r for r in sim.simulation.faults.requests() if r.route == route]
 
 
-def create_request(marker: str) -> CreateRequest:
-    return CreateRequest(
-        endpoint="/v1/chat/completions",
-        model="mistral-small-latest",
-        requests=({"custom_id": "0", "body": {"messages": []}},),
-        metadata={"probe": marker},
+def create_request(marker: str) -> CreateBatchJobIn:
+    return CreateBatchJobIn.model_validate(
+        {
+            "endpoint": "/v1/chat/completions",
+            "model": "mistral-small-latest",
+            "requests": ({"custom_id": "0", "body": {"messages": []}},),
+            "metadata": {"probe": marker},
+        }
     )
 
 

@@ -12,7 +12,8 @@ import requests
 
 from batchwatch.models import JobPage, JobStatus, ListFilter
 from batchwatch.poller import WATERMARK, PartialCycle, PollOptions, poll_once
-from batchwatch.providers.mistral.client import CreateRequest, MistralClient, RetryPolicy
+from batchwatch.providers.mistral.client import MistralClient, RetryPolicy
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.simulator.faults import FaultRule
 from batchwatch.simulator.jobs import JobSpec
 from batchwatch.simulator.server import RunningSimulator
@@ -41,11 +42,13 @@ def store(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Store]:
 
 
 def create(client: MistralClient, **directives: str) -> str:
-    request = CreateRequest(
-        endpoint="/v1/chat/completions",
-        model="mistral-small-latest",
-        requests=tuple({"custom_id": str(n), "body": {"messages": []}} for n in range(10)),
-        metadata=directives or None,
+    request = CreateBatchJobIn.model_validate(
+        {
+            "endpoint": "/v1/chat/completions",
+            "model": "mistral-small-latest",
+            "requests": tuple({"custom_id": str(n), "body": {"messages": []}} for n in range(10)),
+            "metadata": directives or None,
+        }
     )
     return client.create_job(request).id
 

@@ -25,7 +25,7 @@ from fastapi import HTTPException
 from fastapi.security import HTTPAuthorizationCredentials
 
 from batchwatch import logs
-from batchwatch.api.app import bearer_guard
+from batchwatch.api.auth import bearer_guard
 from batchwatch.config import ApiSettings, MistralSettings, Settings, load_settings
 from batchwatch.daemon import Daemon
 from batchwatch.errors import StartupError

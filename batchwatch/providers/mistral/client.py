@@ -17,10 +17,9 @@ from batchwatch.errors import ApiError
 from batchwatch.models import FileInfo, JobPage, ListFilter, RemoteJob
 from batchwatch.providers.mistral.http import HttpApi
 from batchwatch.providers.mistral.retry import RetryPolicy
+from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.providers.mistral.wire import (
-    CreateRequest,
     SharedMetadata,
-    job_to_json,
     list_params,
     parse_file,
     parse_job,
@@ -28,10 +27,8 @@ from batchwatch.providers.mistral.wire import (
 
 __all__ = [
     "ApiError",
-    "CreateRequest",
     "MistralClient",
     "RetryPolicy",
-    "job_to_json",
 ]
 
 
@@ -94,7 +91,7 @@ class MistralClient(HttpApi):
         return parse_job(self._json("get_job", "GET", f"/v1/batch/jobs/{_segment(job_id)}"))
 
     def create_job(
-        self, request: CreateRequest, headers: Mapping[str, str] | None = None
+        self, request: CreateBatchJobIn, headers: Mapping[str, str] | None = None
     ) -> RemoteJob:
         # Mistral: jobs_api_routes_batch_create_batch_job (POST /v1/batch/jobs); 200, not 201
         body = self._json(

@@ -1,14 +1,16 @@
 """Mistral's request bodies as pydantic models: the one definition of a create body, which
-the local API and the simulator both validate with (and publish in their OpenAPI).
+the local API and the simulator both validate with (and publish in their OpenAPI), and
+which the daemon's actions and Mistral client take once validated.
 
 Kept apart from ``wire.py``: pydantic costs a CLI command about 100 ms to import, and the
-CLI only needs ``wire``.
+CLI only needs ``wire`` (it sends its create body as plain JSON, which the daemon checks
+with this model).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
@@ -28,6 +30,12 @@ MetadataValue = Annotated[str, StringConstraints(min_length=1, max_length=512, p
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue], Field(json_schema_extra={"additionalProperties": False})
 ]
+
+
+#: Mistral's ``FilePurpose``.
+FilePurpose = Literal["batch", "fine-tune", "ocr"]
+#: The orders Mistral's job list takes (``order_by``): oldest or newest first.
+OrderBy = Literal["created", "-created"]
 
 
 class BatchRequestIn(BaseModel):
@@ -73,3 +81,9 @@ class CreateBatchJobIn(BaseModel):
                 "value_error", "give input_files or requests: exactly one, as a non-empty list"
             )
         return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The body as sent to Mistral, and as hashed for idempotency: what was not given
+        (None, an empty list or mapping) is left out, so equal requests hash equal."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        return {key: value for key, value in body.items() if value not in ([], {})}
