@@ -126,6 +126,21 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         logger_factory=structlog.WriteLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    handler = _library_handler(out, stamp, rendering)
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    # Keep the libraries quiet unless debugging: urllib3 at debug shows each upstream
+    # connection, request line and retry, what one needs when Mistral misbehaves.
+    root.setLevel(logging.WARNING)
+    for noisy in ("apscheduler", "uvicorn", "uvicorn.error", "uvicorn.access", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+def _library_handler(out: TextIO, stamp: Any, rendering: list[Any]) -> logging.Handler:
+    """The root handler: standard-library records rendered by structlog's own processors."""
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -141,16 +156,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             ],
         )
     )
-    root = logging.getLogger()
-    for old in root.handlers[:]:
-        root.removeHandler(old)
-        old.close()
-    root.addHandler(handler)
-    # Keep the libraries quiet unless debugging: urllib3 at debug shows each upstream
-    # connection, request line and retry, what one needs when Mistral misbehaves.
-    root.setLevel(logging.WARNING)
-    for noisy in ("apscheduler", "uvicorn", "uvicorn.error", "uvicorn.access", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    return handler
 
 
 def get_logger(name: str) -> Any:
