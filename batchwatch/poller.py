@@ -88,7 +88,6 @@ def poll_once(
         _sorted_filter(ACTIVE_STATUSES, created_by_me=mine),
         options.page_size,
         options.concurrency,
-        reuse=store.row_cache.same_job,
     )
     # Discovery failing costs only what it would have found: the active list is recorded
     # all the same, and the watermark stays put so the next cycle asks again.

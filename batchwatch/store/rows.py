@@ -66,13 +66,6 @@ _NEW_JOB_COLUMNS = (
     jobs.c.last_seen_at,
 )
 _JOB_COLUMNS = (*_NEW_JOB_COLUMNS, jobs.c.deleted_upstream_at)
-#: The id, then what every change to a job row moves (``RowCache``).
-_MARK_COLUMNS = (
-    jobs.c.id,
-    jobs.c.transition_count,
-    jobs.c.last_seen_at,
-    jobs.c.deleted_upstream_at,
-)
 _TRANSITION_COLUMNS = (
     transitions.c.job_id,
     transitions.c.seq,
