@@ -148,7 +148,7 @@ class _JobDecoder:
         remote = RemoteJob(
             job_id,
             JobStatus.parse(status),
-            intern(raw_status),  # cached rows share these few strings instead of a copy each
+            intern(raw_status),  # a load's 10,000 rows share these few strings, not a copy each
             intern(endpoint),
             tuple(decode_json(input_files)),
             intern(model) if model is not None else None,

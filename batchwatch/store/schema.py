@@ -134,7 +134,8 @@ progress = Table(
     # status are kept when the history is thinned (``transitions.replaces_newest``). NULL on
     # samples stored before migration 0005 that no transition dates.
     Column("status", String(32)),
-    # Serves "one job's progress samples, oldest first".
+    # Serves "one job's progress samples, oldest first", and the writer's "each job's two
+    # newest samples" (read from the end).
     Index("ix_progress_job_id_id", "job_id", "id"),
 )
 

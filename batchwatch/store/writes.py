@@ -29,8 +29,7 @@ _SAMPLE_COLUMNS = (*_PROGRESS_COLUMNS, progress.c.status)
 #: What overwriting a job's newest sample sets, then the key of that row.
 _SAMPLE_VALUES = _PROGRESS_COLUMNS[1:]
 #: A job's newest samples as the keep/drop rule reads them.
-_TAIL_COLUMNS = (progress.c.id, progress.c.job_id, progress.c.observed_at, progress.c.status,
-                 *_PROGRESS_COLUMNS[2:])  # fmt: skip
+_TAIL_COLUMNS = (progress.c.id, *_PROGRESS_COLUMNS[:2], progress.c.status, *_PROGRESS_COLUMNS[2:])
 
 
 class Writer:
@@ -123,8 +122,10 @@ class Writer:
         status = {w.job.id: w.job.status for w in changes.writes}
         # A job that is new, or moved to a status it never had, has no sample of that status:
         # its sample is a new row whatever its tail, which is then not read.
-        moved = {t.job_id for t in changes.transitions}
-        stored = [w.job.id for w in changes.writes if not w.is_new and w.job.id not in moved]
+        fresh = {t.job_id for t in changes.transitions} | {
+            w.job.id for w in changes.writes if w.is_new
+        }
+        stored = [p.job_id for p in changes.progress if p.job_id not in fresh]
         tails = self._progress_tails(stored) if stored else {}
         time = self.bulk.time
         replaced: list[tuple[Any, ...]] = []

@@ -7,6 +7,7 @@ import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select
 
 from batchwatch.models import Counters, JobSource, JobStatus, RemoteJob
@@ -129,8 +130,13 @@ def _old_history(store: Store) -> None:
         )
 
 
-def test_migration_thins_stored_history_by_the_same_rule(sqlite_url: str) -> None:
-    store = Store(sqlite_url)
+@pytest.mark.parametrize(
+    "database", ["sqlite_url", pytest.param("pg_schema_url", marks=pytest.mark.postgres)]
+)
+def test_migration_thins_stored_history_by_the_same_rule(
+    request: pytest.FixtureRequest, database: str
+) -> None:
+    store = Store(request.getfixturevalue(database))
     try:
         migrate.upgrade(store.engine, "0004")
         _old_history(store)
