@@ -139,7 +139,6 @@ def _observe(client: MistralClient, store: Store, options: PollOptions) -> _Obse
         _sorted_filter(ACTIVE_STATUSES, created_by_me=options.discover == "mine"),
         options.page_size,
         options.concurrency,
-        reuse=store.row_cache.same_job,
     )
     # Discovery failing costs only what it would have found: the active list is recorded
     # all the same, and the watermark stays put so the next cycle asks again.

@@ -5,11 +5,13 @@ No I/O and no clock: ``now`` is passed in, so every rule here is tested from tab
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from batchwatch.models import (
+    Counters,
+    JobStatus,
     ProgressSample,
     RemoteJob,
     StoredJob,
@@ -155,3 +157,81 @@ def departed(stored_active: Collection[str], seen: Collection[str]) -> list[str]
     needs one ``get`` to learn how it ended (or that it moved while the pages were read)."""
     seen_set = set(seen)
     return sorted(job_id for job_id in stored_active if job_id not in seen_set)
+
+
+# ---- progress history: which samples are kept -----------------------------------------------
+
+#: A job's progress curve is kept to within this fraction of its total requests.
+CURVE_TOLERANCE_PERCENT = 1
+#: A sample this long after the one before it is kept even if the counters barely moved: the
+#: curve then shows when a quiet job was last seen moving, and a rate over the quiet stretch.
+QUIET = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One progress sample as the keep/drop rule sees it."""
+
+    observed_at: datetime
+    status: JobStatus | None  # the job's status when observed; None on rows from before 0005
+    counters: Counters
+
+
+def redundant(kept: Point, later: Point) -> bool:
+    """Whether ``later`` adds nothing to the curve after ``kept``: same status, not a long
+    quiet time later, and every counter within ``CURVE_TOLERANCE_PERCENT`` of the total."""
+    if later.status is None or later.status != kept.status:
+        return False
+    if later.observed_at - kept.observed_at > QUIET:
+        return False
+    a, b = kept.counters, later.counters
+    if a.total != b.total:
+        return False
+    moved = max(abs(a.completed - b.completed), abs(a.succeeded - b.succeeded))
+    moved = max(moved, abs(a.failed - b.failed))
+    return 100 * moved <= CURVE_TOLERANCE_PERCENT * b.total
+
+
+def replaces_newest(tail: Sequence[Point], observed: Point) -> bool:
+    """Whether ``observed`` overwrites the job's newest stored sample (True) or is stored as a
+    new one (False). ``tail``: the job's last two stored samples, oldest first (fewer if it
+    has fewer).
+
+    The curve is drawn as steps: at any instant a counter has the value of the latest kept
+    sample at or before it (between two observations nothing is known to have moved, so
+    that is also what the full history shows). The newest sample is the one that may be
+    overwritten, and only while it is ``redundant`` after the sample before it: every value
+    ever written into it was then within 1% of that earlier sample, whose step covers the
+    time they were observed. So the kept curve is never off by more than 1% of the total,
+    the latest observation is always stored, and a status change freezes the newest sample
+    (the next one has another status): the first and last sample of every status stay.
+    """
+    if len(tail) < 2:
+        return False
+    before, newest = tail[-2], tail[-1]
+    return observed.status == newest.status and redundant(before, newest)
+
+
+def thin(points: Sequence[Point]) -> list[int]:
+    """The indexes of ``points`` (one job's samples, oldest first) that are kept when they
+    arrive one by one under ``replaces_newest``; thinning kept points again keeps them all."""
+    kept: list[int] = []
+    for n, point in enumerate(points):
+        if replaces_newest([points[i] for i in kept[-2:]], point):
+            kept[-1] = n
+        else:
+            kept.append(n)
+    return kept
+
+
+def status_at(
+    changes: Sequence[tuple[datetime, JobStatus]], observed_at: datetime
+) -> JobStatus | None:
+    """The status a job had at ``observed_at``, from its transitions (instant, new status)
+    oldest first; a sample and the transition of the same cycle share their instant."""
+    found = None
+    for at, status in changes:
+        if at > observed_at:
+            break
+        found = status
+    return found

@@ -28,9 +28,9 @@ from batchwatch.models import Transition
 from batchwatch.store import migrate
 from batchwatch.store.engine import _PG_WRITE_LOCK, _unavailable, make_engine, safe_url
 from batchwatch.store.reads import JobQuery, Reads
-from batchwatch.store.writes import RowCache, Writer
+from batchwatch.store.writes import Writer
 
-__all__ = ["JobQuery", "RowCache", "Store", "Writer", "make_engine", "safe_url"]
+__all__ = ["JobQuery", "Store", "Writer", "make_engine", "safe_url"]
 
 
 class Store(Reads):
@@ -40,7 +40,6 @@ class Store(Reads):
         self.on_recorded: list[Callable[[Sequence[Transition]], None]] = []
         self.engine = make_engine(url, writer=True, busy_timeout_ms=busy_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self.row_cache = RowCache()
         # SQLite: a second engine whose transactions are plain BEGIN, so reads never queue
         # behind the write lock. PostgreSQL's MVCC needs no such split.
         self.reader = (
@@ -63,11 +62,10 @@ class Store(Reads):
             with self.engine.begin() as conn:
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
-                writer = Writer(conn, self.row_cache)
+                writer = Writer(conn)
                 yield writer
         except (OperationalError, InterfaceError) as exc:
             raise _unavailable(exc) from exc
-        writer.committed()
         # Committed: now, and only now, the transitions count as recorded.
         if writer.recorded:
             for listener in self.on_recorded:

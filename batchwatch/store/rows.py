@@ -103,15 +103,6 @@ _NEW_JOB_COLUMNS = (
 )
 #: A whole job row: the ``RemoteJob`` fields, then (its last five) ``StoredJob``'s own.
 _JOB_COLUMNS = (*_NEW_JOB_COLUMNS, jobs.c.deleted_upstream_at)
-#: The id, then what every change to a job row moves (``RowCache``).
-_MARK_COLUMNS = (
-    jobs.c.id,
-    jobs.c.transition_count,
-    jobs.c.last_seen_at,
-    jobs.c.deleted_upstream_at,
-)
-
-
 def _snapshot(job: RemoteJob, transition_count: int) -> tuple[Any, ...]:
     """``job`` as the driver values of ``_SNAPSHOT_COLUMNS``."""
     values: list[Any] = []

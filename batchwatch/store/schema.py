@@ -1,7 +1,9 @@
 """The tables. The migrations in ``migrations/`` must produce exactly this (a test checks it).
 
-``jobs`` holds each job's latest snapshot; ``transitions`` and ``progress`` are append-only
-history: rows are inserted, never updated or deleted.
+``jobs`` holds each job's latest snapshot; ``transitions`` is append-only history: rows are
+inserted, never updated or deleted. ``progress`` is append-only but for its newest sample of
+each job, which the next observation may overwrite while it adds nothing to the curve
+(``transitions.replaces_newest``).
 """
 
 from __future__ import annotations
@@ -126,7 +128,12 @@ progress = Table(
     Column("completed_requests", BigInteger, nullable=False),
     Column("succeeded_requests", BigInteger, nullable=False),
     Column("failed_requests", BigInteger, nullable=False),
-    # Serves "one job's progress samples, oldest first".
+    # The job's status when the sample was observed, so the first and last sample of every
+    # status are kept when the history is thinned (``transitions.replaces_newest``). NULL on
+    # samples stored before migration 0005 that no transition dates.
+    Column("status", String(32)),
+    # Serves "one job's progress samples, oldest first", and the writer's "each job's two
+    # newest samples" (read from the end).
     Index("ix_progress_job_id_id", "job_id", "id"),
 )
 

@@ -1,5 +1,4 @@
-"""The write side of the store: the operations of one write transaction, and the cache of
-active job rows that spares a poll cycle decoding 10,000 unchanged rows."""
+"""The write side of the store: the operations of one write transaction."""
 
 from __future__ import annotations
 
@@ -7,24 +6,14 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, insert, select, update
 
 from batchwatch.errors import WriteConflict
-from batchwatch.models import (
-    JobSource,
-    RemoteJob,
-    StoredJob,
-    Transition,
-)
+from batchwatch.models import Counters, JobSource, JobStatus, StoredJob, Transition
 from batchwatch.store.bulk import Bulk
+from batchwatch.store.codecs import decode_time
 from batchwatch.store.rows import (
     _JOB_COLUMNS,
-    _MARK_COLUMNS,
     _NEW_JOB_COLUMNS,
     _PROGRESS_COLUMNS,
     _SNAPSHOT_COLUMNS,
@@ -33,41 +22,14 @@ from batchwatch.store.rows import (
     _snapshot,
 )
 from batchwatch.store.schema import jobs, progress, sync_state, transitions
-from batchwatch.transitions import Changes, JobWrite
+from batchwatch.transitions import Changes, JobWrite, Point, replaces_newest
 
-Marks = tuple[int, datetime, datetime | None]
-
-
-class RowCache:
-    """The rows of active jobs as this process last read or wrote them, so that a poll
-    cycle does not decode 10,000 unchanged rows again.
-
-    Never trusted blindly: ``Writer.load`` reads each cached job's marks (``transition_count``,
-    ``last_seen_at``, ``deleted_upstream_at``) under the write lock, and a row whose marks
-    moved is read in full. That is sound because every statement that changes a job row
-    moves one of them (``Writer`` is the only code that changes job rows). Entries only
-    ever go stale, never wrong; a race between two threads' updates costs a re-read.
-    """
-
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[StoredJob, Marks]] = {}
-
-    def same_job(self, job: RemoteJob) -> RemoteJob:
-        """The cached snapshot of ``job`` if it is equal to ``job``, else ``job``: a listed
-        job that did not change is then held once, not twice, for the rest of the cycle."""
-        cached = self.rows.get(job.id)
-        if cached is not None and cached[0].remote == job:
-            return cached[0].remote
-        return job
-
-    def keep(self, job: StoredJob) -> None:
-        if job.deleted_upstream_at is None and not job.status.is_terminal:
-            self.rows[job.id] = (
-                job,
-                (job.transition_count, job.last_seen_at, job.deleted_upstream_at),
-            )
-        else:
-            self.rows.pop(job.id, None)  # not polled any more: not worth keeping
+#: A progress row as this module writes it: the columns users read, then the job's status.
+_SAMPLE_COLUMNS = (*_PROGRESS_COLUMNS, progress.c.status)
+#: What overwriting a job's newest sample sets, then the key of that row.
+_SAMPLE_VALUES = _PROGRESS_COLUMNS[1:]
+#: A job's newest samples as the keep/drop rule reads them.
+_TAIL_COLUMNS = (progress.c.id, *_PROGRESS_COLUMNS[:2], progress.c.status, *_PROGRESS_COLUMNS[2:])
 
 
 class Writer:
@@ -77,111 +39,41 @@ class Writer:
     of round trips, not one per job.
     """
 
-    def __init__(self, conn: Connection, cache: RowCache | None = None) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.bulk = Bulk(conn)
         self.recorded: list[Transition] = []
-        self._cache = cache
-        self._loaded: dict[str, StoredJob] = {}
-        #: Rows as this transaction leaves them, where that is known exactly (``apply``).
-        self._after: dict[str, StoredJob] = {}
-        self._changed: set[str] = set()  # rows this transaction rewrote otherwise
 
     def load(self, job_ids: Collection[str]) -> dict[str, StoredJob]:
-        """The stored rows of ``job_ids``, as of this transaction (see ``RowCache``: a cached
-        row is reused only if its marks, read now, have not moved)."""
-        wanted = set(job_ids)
-        found: dict[str, StoredJob] = {}
-        cached = self._cache.rows if self._cache is not None else {}
-        candidates = [i for i in wanted if i in cached]
-        if candidates:
-            decode = _JobDecoder()
-            for job_id, count, last_seen, deleted in self.bulk.select_in(
-                jobs, _MARK_COLUMNS, candidates
-            ):
-                job, marks = cached.get(job_id, (None, None))
-                if job is not None and marks == (
-                    count,
-                    decode.time(last_seen),
-                    decode.time(deleted),
-                ):
-                    found[job_id] = job
+        """The stored rows of ``job_ids``, as of this transaction."""
         decode = _JobDecoder()
-        for row in self.bulk.select_in(jobs, _JOB_COLUMNS, [i for i in wanted if i not in found]):
-            found[row[0]] = decode(row)
-        self._loaded.update(found)
-        return found
+        return {
+            row[0]: decode(row) for row in self.bulk.select_in(jobs, _JOB_COLUMNS, list(job_ids))
+        }
 
     def apply(self, changes: Changes, now: datetime, source: JobSource) -> None:
         """Persist ``changes`` (planned against rows read in this same transaction)."""
-        bulk = self.bulk
-        at = bulk.time(now)  # one instant for the whole write: encoded once
+        at = self.bulk.time(now)  # one instant for the whole write: encoded once
+        self._write_jobs(changes, at, source)
+        if changes.transitions:
+            self.recorded += changes.transitions
+            self._insert_transitions(changes.transitions, now, at)
+        if changes.progress:
+            self._record_progress(changes, now, at)
+
+    def _write_jobs(self, changes: Changes, at: Any, source: JobSource) -> None:
+        """The job rows: new ones inserted, changed ones compare-and-set, the others seen."""
         new = [w for w in changes.writes if w.is_new]
         old = [w for w in changes.writes if not w.is_new]
         if new:
-            new_rows = (
+            rows = (
                 (w.job.id, w.job.status.value, *_snapshot(w.job, w.new_count), source.value, at, at)
                 for w in new
             )
-            bulk.insert(jobs, _NEW_JOB_COLUMNS, new_rows)
+            self.bulk.insert(jobs, _NEW_JOB_COLUMNS, rows)
         if old:
             self._update_jobs(old, at)
-        bulk.set_for_ids(jobs, jobs.c.last_seen_at, at, list(changes.touched))
-        after = self._after
-        for w in changes.writes:
-            seen = self._loaded.get(w.job.id)
-            if w.is_new:
-                after[w.job.id] = StoredJob(w.job, source, now, now, w.new_count)
-            elif seen is not None and not w.keep_status:
-                after[w.job.id] = StoredJob(
-                    w.job,
-                    seen.source,
-                    seen.first_seen_at,
-                    now,
-                    w.new_count,
-                    seen.deleted_upstream_at,
-                )
-            else:  # the stored status was kept: the row is neither the old one nor ``w.job``
-                self._changed.add(w.job.id)
-        for job_id in changes.touched:
-            if (seen := self._loaded.get(job_id)) is not None:
-                after[job_id] = StoredJob(
-                    seen.remote,
-                    seen.source,
-                    seen.first_seen_at,
-                    now,
-                    seen.transition_count,
-                    seen.deleted_upstream_at,
-                )
-        if changes.transitions:
-            self.recorded += changes.transitions
-            # Generators: on SQLite the driver takes each row as it writes it.
-            rows: Iterable[tuple[Any, ...]] = (
-                (
-                    t.job_id,
-                    t.seq,
-                    t.from_status.value if t.from_status else None,
-                    t.to_status.value,
-                    at if t.observed_at is now else bulk.time(t.observed_at),
-                    bulk.time(t.last_seen_before),
-                    t.source,
-                )
-                for t in changes.transitions
-            )
-            bulk.insert(transitions, _TRANSITION_COLUMNS, rows)
-        if changes.progress:
-            rows = (
-                (
-                    p.job_id,
-                    at if p.observed_at is now else bulk.time(p.observed_at),
-                    p.counters.total,
-                    p.counters.completed,
-                    p.counters.succeeded,
-                    p.counters.failed,
-                )
-                for p in changes.progress
-            )
-            bulk.insert(progress, _PROGRESS_COLUMNS, rows)
+        self.bulk.set_for_ids(jobs, jobs.c.last_seen_at, at, list(changes.touched))
 
     def _update_jobs(self, writes: Sequence[JobWrite], at: Any) -> None:
         """Compare-and-set: each row is written only if its ``transition_count`` is still the
@@ -207,25 +99,65 @@ class Writer:
         if matched != len(writes):
             raise WriteConflict(f"{len(writes) - matched} job(s) changed under this write")
 
-    def touch(self, job_ids: Collection[str], now: datetime) -> None:
-        self._changed.update(job_ids)
-        self.bulk.set_for_ids(jobs, jobs.c.last_seen_at, self.bulk.time(now), list(job_ids))
+    def _insert_transitions(self, recorded: Sequence[Transition], now: datetime, at: Any) -> None:
+        time = self.bulk.time
+        # A generator: on SQLite the driver takes each row as it writes it.
+        rows: Iterable[tuple[Any, ...]] = (
+            (
+                t.job_id,
+                t.seq,
+                t.from_status.value if t.from_status else None,
+                t.to_status.value,
+                at if t.observed_at is now else time(t.observed_at),
+                time(t.last_seen_before),
+                t.source,
+            )
+            for t in recorded
+        )
+        self.bulk.insert(transitions, _TRANSITION_COLUMNS, rows)
 
-    def committed(self) -> None:
-        """Called once the transaction committed: what it read and left behind is cached."""
-        if self._cache is None:
-            return
-        for job in self._loaded.values():
-            if job.id not in self._changed and job.id not in self._after:
-                self._cache.keep(job)
-        for job in self._after.values():
-            if job.id not in self._changed:
-                self._cache.keep(job)
-        for job_id in self._changed:
-            self._cache.rows.pop(job_id, None)  # rewritten: read it back next time
+    def _record_progress(self, changes: Changes, now: datetime, at: Any) -> None:
+        """Each sample overwrites its job's newest stored one or is stored as a new row, as
+        ``transitions.replaces_newest`` decides from the job's last two stored samples."""
+        status = {w.job.id: w.job.status for w in changes.writes}
+        # A job that is new, or moved to a status it never had, has no sample of that status:
+        # its sample is a new row whatever its tail, which is then not read.
+        fresh = {t.job_id for t in changes.transitions} | {
+            w.job.id for w in changes.writes if w.is_new
+        }
+        stored = [p.job_id for p in changes.progress if p.job_id not in fresh]
+        tails = self._progress_tails(stored) if stored else {}
+        time = self.bulk.time
+        replaced: list[tuple[Any, ...]] = []
+        added: list[tuple[Any, ...]] = []
+        for sample in changes.progress:
+            c, job_status = sample.counters, status[sample.job_id]
+            observed = at if sample.observed_at is now else time(sample.observed_at)
+            values = (observed, c.total, c.completed, c.succeeded, c.failed)
+            tail = tails.get(sample.job_id, [])
+            point = Point(sample.observed_at, job_status, c)
+            if replaces_newest([p for _, p in tail], point):
+                replaced.append((*values, tail[-1][0]))
+            else:
+                added.append((sample.job_id, *values, job_status.value))
+        self.bulk.update_where(progress, _SAMPLE_VALUES, (progress.c.id,), replaced)
+        self.bulk.insert(progress, _SAMPLE_COLUMNS, added)
+
+    def _progress_tails(self, job_ids: Sequence[str]) -> dict[str, list[tuple[int, Point]]]:
+        """Each job's last two stored samples, oldest first, with their row ids."""
+        tails: dict[str, list[tuple[int, Point]]] = {}
+        rows = self.bulk.newest_in(progress, _TAIL_COLUMNS, progress.c.job_id, job_ids, 2)
+        for sample_id, job_id, observed_at, status, *counts in rows:
+            at = decode_time(observed_at)
+            assert at is not None
+            point = Point(at, JobStatus.parse(status) if status else None, Counters(*counts))
+            tail = tails.setdefault(job_id, [])
+            tail.append((sample_id, point))
+            if len(tail) == 2 and tail[0][0] > sample_id:  # (the statement does not order them)
+                tail.reverse()
+        return tails
 
     def mark_deleted(self, job_id: str, now: datetime) -> None:
-        self._changed.add(job_id)
         self.conn.execute(update(jobs).where(jobs.c.id == job_id).values(deleted_upstream_at=now))
 
     def set_state(self, name: str, value: str) -> None:

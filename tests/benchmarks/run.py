@@ -6,9 +6,10 @@ Figures (NAME): requests (1, requests per poll cycle), cycle (2, cycle time and 
 pages), writes (3, one transaction of 10,000 changes), reads (4, the local API under
 load), cli (6, `batchwatch jobs` end to end), memory (5, the daemon's RSS over an hour of
 polling), discovery (7, discovery's requests after a burst of ended jobs, and the local
-API's reads meanwhile). It makes its own data, runs the simulator and the daemon as real
-processes on loopback, and prints a table: figure | measured | target | PASS/MISS. Exit
-status 0 when every target is met, 1 otherwise.
+API's reads meanwhile), progress (8, the progress history of a simulated day). It makes its
+own data, runs the simulator and the daemon as real processes on loopback, and prints a
+table: figure | measured | target | PASS/MISS. Exit status 0 when every target is met, 1
+otherwise.
 
 A full run takes about 10 minutes on 2 cores; ``--quick`` (fewer repetitions and samples,
 half an hour of simulated polling) about 2. ``--profile`` adds, per figure, where the time
@@ -41,6 +42,7 @@ from tests.benchmarks import (
     requests_per_cycle,
     writes,
 )
+from tests.benchmarks import progress as progress_history
 from tests.benchmarks.common import Context, Row, machine, print_table, say
 
 Figure = Callable[[Context], list[Row]]
@@ -52,6 +54,7 @@ FIGURES: dict[str, Figure] = {
     "cli": cli_time.figure,
     "memory": memory.figure,
     "discovery": discovery.figure,
+    "progress": progress_history.figure,
 }
 #: Figures that use the shared history + daemon of ``reads.fixture``.
 _USE_READS = frozenset({"reads", "cli"})

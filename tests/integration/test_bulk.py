@@ -187,15 +187,14 @@ def _queued(job_id: str = "job-1") -> RemoteJob:
     )  # fmt: skip
 
 
-def test_row_cache_sees_what_another_writer_changed(store: Store) -> None:
-    """Two stores on one database, as two processes: the first one's cached rows never hide
-    the second one's writes, whether they moved the status, the counters or deletion."""
+def test_load_sees_what_another_writer_changed(store: Store) -> None:
+    """Two stores on one database, as two processes: each write reads the rows as the other
+    left them, whether it moved the status, the counters or deletion."""
     other = Store(store.url)
     try:
         job = _queued()
         _write(store, [job], T0)
-        _write(store, [job], T0 + timedelta(minutes=1))  # cached, then touched
-        assert "job-1" in store.row_cache.rows
+        _write(store, [job], T0 + timedelta(minutes=1))  # touched
         progressed = replace(job, counters=Counters(5, 2, 2, 0))
         _write(other, [progressed], T0 + timedelta(minutes=2))  # same status, new counters
         with store.write() as w:
@@ -213,26 +212,22 @@ def test_row_cache_sees_what_another_writer_changed(store: Store) -> None:
         other.close()
 
 
-def test_row_cache_keeps_last_seen_exact_for_the_next_transition(store: Store) -> None:
+def test_last_seen_is_exact_for_the_next_transition(store: Store) -> None:
     job = _queued()
     _write(store, [job], T0)
     for minute in (1, 2, 3):  # touched each time: only last_seen_at moves
         _write(store, [job], T0 + timedelta(minutes=minute))
-    cached, _marks = store.row_cache.rows["job-1"]
-    assert cached.last_seen_at == T0 + timedelta(minutes=3)
     done = replace(job, status=JobStatus.SUCCESS, raw_status="SUCCESS", output_file="out")
     _write(store, [done], T0 + timedelta(minutes=4))
     last = store.transitions("job-1")[-1]
     assert (last.from_status, last.to_status) == (JobStatus.QUEUED, JobStatus.SUCCESS)
     assert last.last_seen_before == T0 + timedelta(minutes=3)
-    assert "job-1" not in store.row_cache.rows  # ended: never polled again, not kept
 
 
-def test_a_write_that_fails_leaves_the_cache_as_it_was(store: Store) -> None:
+def test_a_write_that_fails_leaves_nothing_behind(store: Store) -> None:
     job = _queued()
     _write(store, [job], T0)
     _write(store, [job], T0 + timedelta(minutes=1))
-    kept = dict(store.row_cache.rows)
 
     def failing_cycle() -> None:
         with store.write() as w:
@@ -242,31 +237,8 @@ def test_a_write_that_fails_leaves_the_cache_as_it_was(store: Store) -> None:
 
     with pytest.raises(RuntimeError):
         failing_cycle()
-    assert store.row_cache.rows == kept
     stored = store.get_job("job-1")
     assert stored is not None and stored.last_seen_at == T0 + timedelta(minutes=1)
-
-
-def test_the_cache_holds_each_row_exactly_as_the_write_left_it(store: Store) -> None:
-    """Inserted, progressed, moved on, touched: each cached row is what a fresh read of the
-    database returns, with the marks it has there, so the next cycle decodes nothing."""
-    queued, running = _queued("job-1"), replace(_queued("job-2"), metadata=None)
-    moving = replace(running, status=JobStatus.RUNNING, raw_status="RUNNING", started_at=2)
-    unknown = replace(moving, status=JobStatus.UNKNOWN, raw_status="PAUSED")
-    steps = [
-        ([queued, running], {"job-1", "job-2"}),  # both new
-        ([queued, moving], {"job-1", "job-2"}),  # job-1 touched, job-2 moved on
-        ([queued, replace(moving, counters=Counters(5, 3, 3, 0))], {"job-1", "job-2"}),
-        ([queued, unknown], {"job-1"}),  # job-2's last known status kept: read it back
-    ]
-    for minute, (observed, cached_ids) in enumerate(steps):
-        _write(store, observed, T0 + timedelta(minutes=minute))
-        assert set(store.row_cache.rows) == cached_ids, minute
-        for job_id, (cached, marks) in store.row_cache.rows.items():
-            stored = store.get_job(job_id)
-            assert stored is not None
-            assert cached == stored, (minute, job_id)
-            assert marks == (stored.transition_count, stored.last_seen_at, None)
 
 
 def test_a_refused_row_is_sqlalchemys_error_and_nothing_of_the_write_stays(store: Store) -> None:

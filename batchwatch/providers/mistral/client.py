@@ -7,7 +7,7 @@ never sees a raw response. Sessions, retries and error mapping are ``http.py``'s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -59,14 +59,10 @@ class MistralClient(HttpApi):
         flt: ListFilter,
         page_size: int = 100,
         concurrency: int = 1,
-        reuse: Callable[[RemoteJob], RemoteJob] | None = None,
     ) -> JobPage:
         """Every job matching ``flt``: the first page gives ``total``, the rest are fetched
         ``concurrency`` at a time. A job seen on two pages (the list shifted while it was
-        read) is kept once; the one missed by a shift is the caller's to reconcile.
-
-        ``reuse`` may swap each parsed job for an equal one the caller already holds, as
-        each page arrives: then 10,000 unchanged jobs are not held twice."""
+        read) is kept once; the one missed by a shift is the caller's to reconcile."""
         first = self.list_page(flt, 0, page_size)
         pages = max(1, math.ceil(first.total / page_size))
         seen: dict[str, RemoteJob] = {}
@@ -77,7 +73,7 @@ class MistralClient(HttpApi):
             malformed += page.malformed
             for job in page.jobs:
                 if job.id not in seen:
-                    seen[job.id] = reuse(job) if reuse is not None else job
+                    seen[job.id] = job
 
         take(first)
         if pages > 1:
