@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -23,6 +25,19 @@ def describe_error(exc: BaseException, limit: int = 300) -> str:
     first = text[0] if text else ""
     line = f"{type(exc).__name__}: {first}"
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class _OverrunIsExpected(logging.Filter):
+    """Drops APScheduler's warning that a tick was skipped because the previous cycle still
+    runs: with ``max_instances=1`` that is the design, not a fault. ``PollScheduler`` says it
+    itself, as an info event of the daemon's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in str(record.msg)
+
+
+_APSCHEDULER_LOG = logging.getLogger("apscheduler.scheduler")
+_APSCHEDULER_LOG.addFilter(_OverrunIsExpected())
 
 
 class PollScheduler:
@@ -67,8 +82,15 @@ class PollScheduler:
                 # The first beat comes one period after start: READY=1 goes out first.
             )
 
+        self._scheduler.add_listener(self._overran, EVENT_JOB_MAX_INSTANCES)
+
     def start(self) -> None:
         self._scheduler.start()
+
+    @staticmethod
+    def _overran(event: JobSubmissionEvent) -> None:
+        if event.job_id == "poll":
+            log.info("poll_delayed", reason="the previous cycle is still running")
 
     def shutdown(self, grace: float = 8.0) -> bool:
         """Stop scheduling; give a running cycle ``grace`` seconds to finish. False when it
