@@ -22,7 +22,7 @@ from batchwatch.models import (
     ActionRecord,
     CreateIntent,
     IntentState,
-    JobSource,
+    JobOrigin,
     JobStatus,
     ListFilter,
     RemoteJob,
@@ -158,7 +158,7 @@ class Actions:
                 job,
                 now=now,
                 action="create",
-                source=JobSource.CREATED,
+                origin=JobOrigin.CREATED,
                 by=intent.requested_by,
             )
             intents.finish_intent(writer, intent.key, job.id, now)
@@ -182,18 +182,18 @@ class Actions:
             if exc.status_code == 400:
                 # Upstream says it cannot be cancelled: it ended before we saw it end.
                 ended = self._fetch(job_id)
-                self._record_now(ended, "track", JobSource.TRACKED, requested_by)
+                self._record_now(ended, "track", JobOrigin.TRACKED, requested_by)
                 raise ActionError(
                     409, f"job {job_id} already ended: it is {ended.raw_status}"
                 ) from None
             raise ActionError(_local_status(exc), f"cancel failed: {exc.message}") from None
-        self._record_now(job, "cancel", JobSource.TRACKED, requested_by)
+        self._record_now(job, "cancel", JobOrigin.TRACKED, requested_by)
         log.info("job_cancel_requested", job_id=job_id, by=requested_by, status=job.raw_status)
         return self._existing(job_id)
 
     def track(self, job_id: str, requested_by: str) -> StoredJob:
         job = self._fetch(job_id)
-        self._record_now(job, "track", JobSource.TRACKED, requested_by)
+        self._record_now(job, "track", JobOrigin.TRACKED, requested_by)
         log.info("job_tracked", job_id=job_id, by=requested_by, status=job.raw_status)
         return self._existing(job_id)
 
@@ -217,16 +217,16 @@ class Actions:
                 _local_status(exc), f"cannot read job {job_id} from Mistral: {exc.message}"
             ) from None
 
-    def _record_now(self, job: RemoteJob, action: str, source: JobSource, by: str) -> None:
+    def _record_now(self, job: RemoteJob, action: str, origin: JobOrigin, by: str) -> None:
         with self.store.write() as writer:
-            self._record(writer, job, now=self.clock(), action=action, source=source, by=by)
+            self._record(writer, job, now=self.clock(), action=action, origin=origin, by=by)
 
     @staticmethod
     def _record(
-        writer: Writer, job: RemoteJob, *, now: datetime, action: str, source: JobSource, by: str
+        writer: Writer, job: RemoteJob, *, now: datetime, action: str, origin: JobOrigin, by: str
     ) -> None:
         before = writer.load({job.id})
-        writer.apply(plan(before, [job], now, source=action), now, source)
+        writer.apply(plan(before, [job], now, source=action), now, origin)
         intents.record_action(
             writer,
             ActionRecord(

@@ -89,8 +89,9 @@ def status_rank(status: JobStatus) -> int | None:
     return _RANK.get(status)
 
 
-class JobSource(enum.StrEnum):
-    """How batchwatch came to know a job."""
+class JobOrigin(enum.StrEnum):
+    """How batchwatch came to know a job (a transition's ``source`` is something else: what
+    recorded that one change, the poller or an action)."""
 
     DISCOVERED = "discovered"  # seen in a list of the workspace's jobs
     CREATED = "created"  # created through batchwatch
@@ -139,7 +140,7 @@ class StoredJob:
     """What the store holds about a job: its latest snapshot plus batchwatch's bookkeeping."""
 
     remote: RemoteJob
-    source: JobSource
+    origin: JobOrigin
     first_seen_at: datetime
     last_seen_at: datetime
     transition_count: int

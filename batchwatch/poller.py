@@ -24,8 +24,8 @@ from batchwatch.logs import get_logger
 from batchwatch.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
+    JobOrigin,
     JobPage,
-    JobSource,
     JobStatus,
     ListFilter,
     RemoteJob,
@@ -89,7 +89,7 @@ def poll_once(
     with store.write() as writer:
         before = writer.load({job.id for job in seen.observed})
         changes = plan(before, seen.observed, observed_at)
-        writer.apply(changes, observed_at, JobSource.DISCOVERED)
+        writer.apply(changes, observed_at, JobOrigin.DISCOVERED)
         for job_id in seen.deleted:
             writer.mark_deleted(job_id, observed_at)
         if seen.discovery_complete:

@@ -18,7 +18,7 @@ from sqlalchemy import Column
 from batchwatch.models import (
     BatchError,
     Counters,
-    JobSource,
+    JobOrigin,
     JobStatus,
     ProgressSample,
     RemoteJob,
@@ -97,7 +97,7 @@ _NEW_JOB_COLUMNS = (
     jobs.c.id,
     jobs.c.status,
     *_SNAPSHOT_COLUMNS,
-    jobs.c.source,
+    jobs.c.origin,
     jobs.c.first_seen_at,
     jobs.c.last_seen_at,
 )
@@ -152,12 +152,12 @@ class _JobDecoder:
                 for name, start, stop, decode in _READING_PLAN
             }
         )
-        transition_count, source, first_seen_at, last_seen_at, deleted_upstream_at = row[-5:]
+        transition_count, origin, first_seen_at, last_seen_at, deleted_upstream_at = row[-5:]
         first, last = self.time(first_seen_at), self.time(last_seen_at)
         assert first is not None
         assert last is not None
         return StoredJob(
-            remote, JobSource(source), first, last, transition_count, self.time(deleted_upstream_at)
+            remote, JobOrigin(origin), first, last, transition_count, self.time(deleted_upstream_at)
         )
 
 

@@ -85,7 +85,8 @@ jobs = Table(
     Column("succeeded_requests", BigInteger, nullable=False),
     Column("failed_requests", BigInteger, nullable=False),
     # batchwatch's own bookkeeping
-    Column("source", String(16), nullable=False),
+    # How batchwatch came to know the job: discovered, created or tracked (models.JobOrigin).
+    Column("origin", String(16), nullable=False),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("transition_count", Integer, nullable=False),

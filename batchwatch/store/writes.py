@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from batchwatch.errors import WriteConflict
-from batchwatch.models import Counters, JobSource, JobStatus, StoredJob, Transition
+from batchwatch.models import Counters, JobOrigin, JobStatus, StoredJob, Transition
 from batchwatch.store.bulk import Bulk
 from batchwatch.store.codecs import decode_time
 from batchwatch.store.rows import (
@@ -51,23 +51,23 @@ class Writer:
             row[0]: decode(row) for row in self.bulk.select_in(jobs, _JOB_COLUMNS, list(job_ids))
         }
 
-    def apply(self, changes: Changes, now: datetime, source: JobSource) -> None:
+    def apply(self, changes: Changes, now: datetime, origin: JobOrigin) -> None:
         """Persist ``changes`` (planned against rows read in this same transaction)."""
         at = self.bulk.time(now)  # one instant for the whole write: encoded once
-        self._write_jobs(changes, at, source)
+        self._write_jobs(changes, at, origin)
         if changes.transitions:
             self.recorded += changes.transitions
             self._insert_transitions(changes.transitions, now, at)
         if changes.progress:
             self._record_progress(changes, now, at)
 
-    def _write_jobs(self, changes: Changes, at: Any, source: JobSource) -> None:
+    def _write_jobs(self, changes: Changes, at: Any, origin: JobOrigin) -> None:
         """The job rows: new ones inserted, changed ones compare-and-set, the others seen."""
         new = [w for w in changes.writes if w.is_new]
         old = [w for w in changes.writes if not w.is_new]
         if new:
             rows = (
-                (w.job.id, w.job.status.value, *_snapshot(w.job, w.new_count), source.value, at, at)
+                (w.job.id, w.job.status.value, *_snapshot(w.job, w.new_count), origin.value, at, at)
                 for w in new
             )
             self.bulk.insert(jobs, _NEW_JOB_COLUMNS, rows)

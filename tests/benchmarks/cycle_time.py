@@ -31,7 +31,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy import select
 
-from batchwatch.models import ACTIVE_STATUSES, TERMINAL_STATUSES, JobSource, ListFilter
+from batchwatch.models import ACTIVE_STATUSES, TERMINAL_STATUSES, JobOrigin, ListFilter
 from batchwatch.poller import PollOptions, poll_once
 from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.store import Store
@@ -131,7 +131,7 @@ def _parts(ctx: Context, sim: Simulator, store: Store) -> dict[str, float]:
                 with store.write() as writer:
                     before = writer.load({job.id for job in listed.jobs})  # noqa: B023
                     changes = plan(before, listed.jobs, now)  # noqa: B023
-                    writer.apply(changes, now, JobSource.DISCOVERED)  # noqa: B023
+                    writer.apply(changes, now, JobOrigin.DISCOVERED)  # noqa: B023
 
             write_s.append(_timed(write))
     return {

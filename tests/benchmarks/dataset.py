@@ -176,7 +176,7 @@ def _job_rows(
             "completed_requests": done,
             "succeeded_requests": done - failed,
             "failed_requests": failed,
-            "source": "discovered",
+            "origin": "discovered",
             "first_seen_at": _stamp(created),
             "last_seen_at": _stamp(last_seen),
             "transition_count": per_job[n],

@@ -26,7 +26,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from batchwatch.models import ACTIVE_STATUSES, JobSource, ListFilter
+from batchwatch.models import ACTIVE_STATUSES, JobOrigin, ListFilter
 from batchwatch.poller import PollOptions, poll_once
 from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.store import Store
@@ -172,7 +172,7 @@ def python_memory_by_step(ctx: Context) -> None:
             mark("+ Writer.load() of the listed jobs")
             changes = plan(before, listed.jobs, now)
             mark("+ plan()")
-            writer.apply(changes, now, JobSource.DISCOVERED)
+            writer.apply(changes, now, JobOrigin.DISCOVERED)
         held["peak of all the above"] = (tracemalloc.get_traced_memory()[1] - base) / 1e6
         del stored_active, listed, before, changes
         gc.collect()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from batchwatch.models import Counters, JobSource, JobStatus, RemoteJob
+from batchwatch.models import Counters, JobOrigin, JobStatus, RemoteJob
 from batchwatch.store import Store, safe_url
 from batchwatch.store.schema import progress
 from batchwatch.transitions import plan
@@ -126,7 +126,7 @@ def _simulate(store: Store, jobs: int) -> None:
         live = still
         with store.write() as writer:
             before = writer.load({job.id for job in observed})
-            writer.apply(plan(before, observed, now), now, JobSource.DISCOVERED)
+            writer.apply(plan(before, observed, now), now, JobOrigin.DISCOVERED)
         if not store.is_sqlite and cycle % VACUUM_EVERY == VACUUM_EVERY - 1:
             _vacuum(store)
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from batchwatch.models import BatchError, Counters, JobSource, JobStatus, RemoteJob
+from batchwatch.models import BatchError, Counters, JobOrigin, JobStatus, RemoteJob
 from batchwatch.store import Store, safe_url
 from batchwatch.store.schema import transitions
 from batchwatch.transitions import plan
@@ -64,7 +64,7 @@ def _record(store: Store, observed: list[RemoteJob], now: datetime) -> dict[str,
         loaded = time.perf_counter()
         changes = plan(before, observed, now)
         planned = time.perf_counter()
-        writer.apply(changes, now, JobSource.DISCOVERED)
+        writer.apply(changes, now, JobOrigin.DISCOVERED)
         applied = time.perf_counter()
     done = time.perf_counter()
     steps = {

@@ -32,7 +32,7 @@ from batchwatch.metrics import Metrics
 from batchwatch.models import (
     BatchError,
     Counters,
-    JobSource,
+    JobOrigin,
     JobStatus,
     ProgressSample,
     RemoteJob,
@@ -75,7 +75,7 @@ def rich(status: str, completed: int) -> RemoteJob:
 def observe(store: Store, at: datetime, *seen: RemoteJob) -> None:
     with store.write() as w:
         before = w.load({j.id for j in seen})
-        w.apply(plan(before, list(seen), at), at, JobSource.DISCOVERED)
+        w.apply(plan(before, list(seen), at), at, JobOrigin.DISCOVERED)
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def history(store: Store) -> Store:
             "completed_requests": 0,
             "succeeded_requests": 0,
             "failed_requests": 0,
-            "source": "tracked",
+            "origin": "tracked",
             "first_seen_at": T0,
             "last_seen_at": T0,
             "transition_count": 0,
@@ -125,10 +125,10 @@ def expected_jobs() -> dict[str, StoredJob]:
         None, (), 1_795_000_000, None, None, Counters(0, 0, 0, 0),
     )  # fmt: skip
     return {
-        RICH: StoredJob(rich("SUCCESS", 10), JobSource.DISCOVERED, T0, end, 3),
-        PLAIN: StoredJob(remote("RUNNING", job_id=PLAIN), JobSource.DISCOVERED, T0, half, 2),
-        OTHER: StoredJob(remote("RUNNING", job_id=OTHER), JobSource.DISCOVERED, half, half, 1),
-        NO_HISTORY: StoredJob(bare, JobSource.TRACKED, T0, T0, 0),
+        RICH: StoredJob(rich("SUCCESS", 10), JobOrigin.DISCOVERED, T0, end, 3),
+        PLAIN: StoredJob(remote("RUNNING", job_id=PLAIN), JobOrigin.DISCOVERED, T0, half, 2),
+        OTHER: StoredJob(remote("RUNNING", job_id=OTHER), JobOrigin.DISCOVERED, half, half, 1),
+        NO_HISTORY: StoredJob(bare, JobOrigin.TRACKED, T0, T0, 0),
     }
 
 

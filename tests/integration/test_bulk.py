@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from batchwatch.errors import WriteConflict
-from batchwatch.models import BatchError, Counters, JobSource, JobStatus, RemoteJob
+from batchwatch.models import BatchError, Counters, JobOrigin, JobStatus, RemoteJob
 from batchwatch.store import Store
 from batchwatch.store.rows import _TRANSITION_COLUMNS
 from batchwatch.store.schema import progress, transitions
@@ -67,7 +67,7 @@ def remote_jobs(draw: st.DrawFn, job_id: str) -> RemoteJob:
 def _write(store: Store, observed: list[RemoteJob], at: datetime) -> None:
     with store.write() as w:
         before = w.load({j.id for j in observed})
-        w.apply(plan(before, observed, at), at, JobSource.DISCOVERED)
+        w.apply(plan(before, observed, at), at, JobOrigin.DISCOVERED)
 
 
 @settings(
@@ -171,7 +171,7 @@ def test_compare_and_set_refuses_a_plan_made_on_stale_rows(store: Store) -> None
     unknown = replace(job, status=JobStatus.UNKNOWN, raw_status="PAUSED")
     for observed in (replace(job, status=JobStatus.SUCCESS, raw_status="SUCCESS"), unknown):
         with pytest.raises(WriteConflict), store.write() as w:
-            w.apply(plan(stale, [observed], T0 + timedelta(minutes=2)), T0, JobSource.DISCOVERED)
+            w.apply(plan(stale, [observed], T0 + timedelta(minutes=2)), T0, JobOrigin.DISCOVERED)
     assert [t.to_status for t in store.transitions("job-1")] == [
         JobStatus.QUEUED,
         JobStatus.RUNNING,
@@ -232,7 +232,7 @@ def test_a_write_that_fails_leaves_nothing_behind(store: Store) -> None:
     def failing_cycle() -> None:
         with store.write() as w:
             before = w.load({"job-1"})
-            w.apply(plan(before, [job], T0 + timedelta(minutes=2)), T0, JobSource.DISCOVERED)
+            w.apply(plan(before, [job], T0 + timedelta(minutes=2)), T0, JobOrigin.DISCOVERED)
             raise RuntimeError("the cycle fails before commit")
 
     with pytest.raises(RuntimeError):

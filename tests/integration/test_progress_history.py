@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, select
 
-from batchwatch.models import Counters, JobSource, JobStatus, RemoteJob
+from batchwatch.models import Counters, JobOrigin, JobStatus, RemoteJob
 from batchwatch.store import Store, migrate
 from batchwatch.store.rows import _NEW_JOB_COLUMNS, _snapshot
 from batchwatch.store.schema import jobs, progress, transitions
@@ -30,7 +30,7 @@ def _job(status: str, completed: int, job_id: str = "job-1") -> RemoteJob:
 def _observe(store: Store, observed: list[RemoteJob], minute: int) -> None:
     at = T0 + timedelta(minutes=minute)
     with store.write() as w:
-        w.apply(plan(w.load({j.id for j in observed}), observed, at), at, JobSource.DISCOVERED)
+        w.apply(plan(w.load({j.id for j in observed}), observed, at), at, JobOrigin.DISCOVERED)
 
 
 def _curve(store: Store, job_id: str = "job-1") -> list[tuple[int, int]]:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from batchwatch.errors import StoreUnavailable, WriteConflict
-from batchwatch.models import JobSource, JobStatus
+from batchwatch.models import JobOrigin, JobStatus
 from batchwatch.store import JobQuery, Store
 from batchwatch.store.rows import _JOB_COLUMNS
 from batchwatch.store.schema import jobs, transitions
@@ -24,7 +24,7 @@ def record(store: Store, *statuses: str, job_id: str = "job-1", at: datetime = T
     with store.write() as w:
         before = w.load({job_id})
         changes = plan(before, [remote(s, job_id=job_id) for s in statuses], at)
-        w.apply(changes, at, JobSource.DISCOVERED)
+        w.apply(changes, at, JobOrigin.DISCOVERED)
 
 
 def transition_count(store: Store) -> int:
@@ -63,7 +63,7 @@ def test_stale_plan_is_refused_by_compare_and_set(store: Store) -> None:
     record(store, "RUNNING")  # someone else recorded QUEUED -> RUNNING meanwhile
     changes = plan(stale, [remote("RUNNING")], T0)
     with pytest.raises(WriteConflict), store.write() as w:
-        w.apply(changes, T0, JobSource.DISCOVERED)
+        w.apply(changes, T0, JobOrigin.DISCOVERED)
     assert [t.to_status for t in store.transitions("job-1")] == [
         JobStatus.QUEUED,
         JobStatus.RUNNING,

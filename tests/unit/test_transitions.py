@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from batchwatch.models import (
     Counters,
-    JobSource,
+    JobOrigin,
     JobStatus,
     StoredJob,
     Transition,
@@ -37,7 +37,7 @@ S = JobStatus
 def stored(status: str, count: int = 2, completed: int = 0) -> StoredJob:
     return StoredJob(
         remote=remote(status, completed=completed),
-        source=JobSource.DISCOVERED,
+        origin=JobOrigin.DISCOVERED,
         first_seen_at=T0,
         last_seen_at=T0,
         transition_count=count,
@@ -158,7 +158,7 @@ def test_recorded_history_moves_forward_and_never_repeats(observations: list[str
             status = base.status if (write.keep_status and base) else write.job.status
             current["job-1"] = StoredJob(
                 remote=replace(write.job, status=status),
-                source=JobSource.DISCOVERED,
+                origin=JobOrigin.DISCOVERED,
                 first_seen_at=T0,
                 last_seen_at=now,
                 transition_count=write.new_count,
