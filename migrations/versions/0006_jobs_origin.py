@@ -19,12 +19,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# RENAME COLUMN in place (SQLite 3.25+, PostgreSQL): a batch table copy would have to drop
+# ``jobs``, which the history tables reference, and SQLite refuses that with foreign keys on.
+
+
 def upgrade() -> None:
-    # A batch operation: SQLite renames through a table copy where ALTER cannot.
-    with op.batch_alter_table("jobs") as batch:
-        batch.alter_column("source", new_column_name="origin")
+    op.execute("ALTER TABLE jobs RENAME COLUMN source TO origin")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
-        batch.alter_column("origin", new_column_name="source")
+    op.execute("ALTER TABLE jobs RENAME COLUMN origin TO source")

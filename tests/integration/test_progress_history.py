@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from batchwatch.models import Counters, JobOrigin, JobStatus, RemoteJob
 from batchwatch.store import Store, migrate
 from batchwatch.store.rows import _NEW_JOB_COLUMNS, _snapshot
-from batchwatch.store.schema import jobs, progress, transitions
+from batchwatch.store.schema import progress, transitions
 from batchwatch.store.thinning import thin_progress
 from batchwatch.transitions import Point, plan, thin
 from tests.helpers import remote
@@ -92,7 +92,11 @@ def _old_history(store: Store) -> None:
     with store.write() as w:
         at = w.bulk.time(T0)
         row = ("job-1", "RUNNING", *_snapshot(job, 2), "discovered", at, at)
-        w.bulk.insert(jobs, _NEW_JOB_COLUMNS, [row])
+        # The jobs table as it was at 0004 (its origin column was still named source).
+        names = ["source" if c.name == "origin" else c.name for c in _NEW_JOB_COLUMNS]
+        marks = ", ".join("?" if store.is_sqlite else "%s" for _ in names)
+        sql = f"INSERT INTO jobs ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 (schema names)
+        w.conn.exec_driver_sql(sql, row)
     with store.engine.begin() as conn:
         conn.execute(
             insert(transitions),
