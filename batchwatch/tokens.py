@@ -1,4 +1,4 @@
-"""The local API's bearer token file, and the start-up error type.
+"""The local API's bearer token file: created once with a random token, read with its mode checked.
 
 Standard library only: the CLI reads the token on every command and must start fast.
 """

@@ -1,0 +1,2 @@
+"""The batch APIs batchwatch tracks: each provider package is the only code that knows its
+JSON and speaks HTTP to it."""
