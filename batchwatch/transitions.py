@@ -70,7 +70,7 @@ def plan(
     progress: list[ProgressSample] = []
     skipped: list[Skipped] = []
     touched: list[str] = []
-    for job in _latest_by_id(observed):
+    for job in latest_by_id(observed):
         before = stored.get(job.id)
         decision = _decide(before, job)
         if isinstance(decision, Skipped):
@@ -139,7 +139,7 @@ def _decide(before: StoredJob | None, job: RemoteJob) -> bool | Skipped:
     return True
 
 
-def _latest_by_id(observed: Iterable[RemoteJob]) -> list[RemoteJob]:
+def latest_by_id(observed: Iterable[RemoteJob]) -> list[RemoteJob]:
     """One observation per job. Two reads of one job in a cycle (a list page and a ``get``)
     keep the one furthest along, so a stale page never hides a later ``get``."""
     best: dict[str, RemoteJob] = {}

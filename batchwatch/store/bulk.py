@@ -86,11 +86,16 @@ class Bulk:
         gives them, not gathered first: 10,000 of them need not be alive at once."""
         if not ids:
             return iter(())
-        names = ", ".join(c.name for c in columns)
         if self.sqlite:
+            names = ", ".join(c.name for c in columns)
             sql = f"SELECT {names} FROM {table.name} WHERE id IN (SELECT value FROM json_each(?))"
             param: Any = (json.dumps(list(ids)),)
         else:
+            # JSON as its text, as SQLite gives it: the row decoder then decodes a value
+            # shared by many rows once (psycopg would decode it in every row).
+            names = ", ".join(
+                f"{c.name}::text" if isinstance(c.type, JSON) else c.name for c in columns
+            )
             sql = (
                 f"SELECT {names} FROM {table.name} "
                 "WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))"

@@ -32,6 +32,12 @@ _SAMPLE_VALUES = _PROGRESS_COLUMNS[1:]
 _TAIL_COLUMNS = (progress.c.id, *_PROGRESS_COLUMNS[:2], progress.c.status, *_PROGRESS_COLUMNS[2:])
 
 
+def _sample_time(value: Any) -> datetime:
+    at = decode_time(value)
+    assert at is not None  # (the column is NOT NULL)
+    return at
+
+
 class Writer:
     """The operations of one write transaction (see ``Store.write``).
 
@@ -147,9 +153,12 @@ class Writer:
         """Each job's last two stored samples, oldest first, with their row ids."""
         tails: dict[str, list[tuple[int, Point]]] = {}
         rows = self.bulk.newest_in(progress, _TAIL_COLUMNS, progress.c.job_id, job_ids, 2)
+        # The samples of 10,000 jobs come from a few cycles: each instant decoded once.
+        times: dict[Any, datetime] = {}
         for sample_id, job_id, observed_at, status, *counts in rows:
-            at = decode_time(observed_at)
-            assert at is not None
+            at = times.get(observed_at)
+            if at is None:
+                at = times[observed_at] = _sample_time(observed_at)
             point = Point(at, JobStatus.parse(status) if status else None, Counters(*counts))
             tail = tails.setdefault(job_id, [])
             tail.append((sample_id, point))
