@@ -40,8 +40,6 @@ log = get_logger("batchwatch.actions")
 REQUEST_TAG = "batchwatch_request_id"
 
 
-
-
 def request_hash(request: CreateBatchJobIn) -> str:
     """Same body, same hash, whatever the key order: what a reused key is compared by."""
     canonical = json.dumps(request.to_json(), sort_keys=True, separators=(",", ":"))

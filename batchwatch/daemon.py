@@ -6,7 +6,6 @@ stopped when it is set.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import threading
@@ -32,41 +31,6 @@ if TYPE_CHECKING:
     from batchwatch.store import Store
 
 log = get_logger("batchwatch.daemon")
-
-#: glibc's ``mallopt`` parameter for the most malloc arenas a process may create.
-M_ARENA_MAX = -8
-#: The arenas the daemon's threads share (see ``limit_malloc_arenas``).
-MALLOC_ARENAS = 2
-
-
-def _glibc() -> Any:
-    """The C library as a ctypes handle when it is glibc, else None: other allocators (musl,
-    macOS) have neither knob below, and nothing is tuned. Plain calls into libc, no
-    callbacks: nothing that ``MemoryDenyWriteExecute=`` forbids."""
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return None
-    except (ValueError, OSError):
-        return None
-    import ctypes
-
-    return ctypes.CDLL(None)
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas, as ``MALLOC_ARENA_MAX`` would, unless the environment sets
-    that cap itself (``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``), which then wins. True when
-    the cap was set here.
-
-    glibc gives threads arenas of their own, up to 8 per core, to spare them a lock, and an
-    arena keeps what is freed in it for its own later use. The daemon's threads (poll cycle,
-    list-page workers, API, scheduler) allocate only while holding the GIL, so more arenas
-    buy no speed; they only multiply the memory held between cycles. Process-wide, so it is
-    set once, before threads start."""
-    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
-        return False
-    libc = _glibc()
-    return libc is not None and bool(libc.mallopt(M_ARENA_MAX, arenas))
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -101,9 +65,6 @@ class Daemon:
         self.notifier = Notifier()
 
     def run(self) -> int:
-        # Before any thread starts. Figure 5 without it: peak 100.2 MB (target 100), growth
-        # +12.1 MB per 1,000 cycles (target 10); with it 98.9 MB, +2.7 (back to back).
-        limit_malloc_arenas()
         self._install_signals(self.stop)
         self.start()
         try:

@@ -118,6 +118,8 @@ _NEW_JOB_COLUMNS = (
 )
 #: A whole job row: the ``RemoteJob`` fields, then (its last five) ``StoredJob``'s own.
 _JOB_COLUMNS = (*_NEW_JOB_COLUMNS, jobs.c.deleted_upstream_at)
+
+
 def _snapshot(job: RemoteJob, transition_count: int) -> tuple[Any, ...]:
     """``job`` as the driver values of ``_SNAPSHOT_COLUMNS``."""
     values: list[Any] = []

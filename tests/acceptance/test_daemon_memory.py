@@ -1,27 +1,13 @@
 """What keeps the daemon's resident memory down (benchmark figure 5): modules it never loads
-when it does not need them, and glibc's allocator held to a few arenas."""
+when it does not need them."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from batchwatch import daemon
 from batchwatch.store import Store
-
-
-def _glibc() -> bool:
-    try:
-        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
-    except (ValueError, OSError):
-        return False
-
-
-GLIBC = _glibc()
 
 # A daemon started in a fresh interpreter, as `batchwatch serve` starts it (logs configured,
 # then the daemon), on a database already at the latest revision; prints what it loaded.
@@ -94,18 +80,3 @@ def test_a_migrated_database_is_checked_without_alembic(tmp_path: Path) -> None:
     )
     assert _run(code, url) == "True"  # a new database: Alembic creates the tables
     assert _run(code, url) == "False"  # then at every start: one read of alembic_version
-
-
-def test_arena_cap_leaves_an_explicit_setting_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert daemon.limit_malloc_arenas() is False
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")
-    assert daemon.limit_malloc_arenas() is False
-
-
-@pytest.mark.skipif(not GLIBC, reason="the allocator knobs are glibc's")
-def test_arena_cap_is_set_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    assert daemon.limit_malloc_arenas() is True
