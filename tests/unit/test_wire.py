@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from batchwatch.errors import ApiError
 from batchwatch.providers.mistral.schemas import CreateBatchJobIn
-from batchwatch.providers.mistral.wire import JOB_FIELDS, SharedMetadata, job_to_json, parse_job
+from batchwatch.providers.mistral.wire import JOB_FIELDS, job_to_json, parse_job
 
 
 def body(job_id: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -25,16 +25,6 @@ def body(job_id: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def test_jobs_tagged_alike_share_one_read_only_metadata() -> None:
-    shared: SharedMetadata = {}
-    a = parse_job(body("a", {"team": "ml", "run": "7"}), shared)
-    b = parse_job(body("b", {"team": "ml", "run": "7"}), shared)
-    c = parse_job(body("c", {"team": "ml", "run": "8"}), shared)
-    assert a.metadata is b.metadata and a.metadata is not c.metadata
-    with pytest.raises(TypeError):
-        a.metadata["team"] = "x"  # type: ignore[index]
-
-
 flat = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 3), st.floats(-3, 3), st.text(max_size=3)
 )
@@ -45,13 +35,12 @@ metadata = st.one_of(st.none(), st.dictionaries(st.text(max_size=3), values, max
 @given(st.lists(metadata, min_size=1, max_size=6))
 @example([{"k": 1}, {"k": True}, {"k": 1.0}])
 @example([{"k": 0.0}, {"k": -0.0}])
-def test_sharing_never_changes_what_a_job_says(tags: list[dict[str, Any] | None]) -> None:
+def test_metadata_comes_back_as_it_was_sent(tags: list[dict[str, Any] | None]) -> None:
     """1, 1.0 and True are equal in Python but not the same metadata: each job's JSON
     comes back exactly as it was sent, types included."""
-    shared: SharedMetadata = {}
     for n, tag in enumerate(tags):
         sent = body(str(n), tag)
-        got = job_to_json(parse_job(sent, shared))["metadata"]
+        got = job_to_json(parse_job(sent))["metadata"]
         assert repr(got) == repr(tag)
 
 

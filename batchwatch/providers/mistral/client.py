@@ -19,7 +19,6 @@ from batchwatch.providers.mistral.http import HttpApi
 from batchwatch.providers.mistral.retry import RetryPolicy
 from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.providers.mistral.wire import (
-    SharedMetadata,
     list_params,
     parse_file,
     parse_job,
@@ -46,10 +45,9 @@ class MistralClient(HttpApi):
         if not isinstance(data, list):
             raise ApiError("list_jobs: 'data' is not a list", retryable=True)
         jobs: list[RemoteJob] = []
-        shared: SharedMetadata = {}
         for item in data:
             try:
-                jobs.append(parse_job(item, shared))
+                jobs.append(parse_job(item))
             except ApiError:
                 continue  # counted below; the caller reconciles the job some other way
         return JobPage(jobs=tuple(jobs), total=body["total"], malformed=len(data) - len(jobs))

@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from operator import attrgetter
-from sys import intern
-from types import MappingProxyType, NoneType, UnionType
+from types import NoneType, UnionType
 from typing import Any, Literal, get_args, get_origin
 
 from batchwatch.errors import ApiError
@@ -123,49 +122,22 @@ def _checked(body: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-#: Metadata values that can be part of a key of ``SharedMetadata``.
-_FLAT = (str, int, type(None))  # not float: 0.0 and -0.0 are equal, yet not the same
-SharedMetadata = dict[tuple[tuple[str, type, Any], ...], Mapping[str, Any]]
-
-
-def _shared(metadata: dict[str, Any] | None, seen: SharedMetadata | None) -> Any:
-    """One read-only copy of each distinct flat metadata among the jobs parsed with the
-    same ``seen``: the jobs of a list page are often tagged alike."""
-    # Measured: without it the daemon's RSS peak rose from 97.8 MB to 103.3 MB, past the
-    # 100 MB target (`python -m tests.benchmarks.run --only memory`, back to back).
-    if metadata is None or seen is None:
-        return metadata
-    if not all(isinstance(v, _FLAT) for v in metadata.values()):
-        return metadata
-    # The type is part of the key: 1, 1.0 and True are equal, but not the same metadata.
-    key = tuple((k, type(v), v) for k, v in metadata.items())
-    found = seen.get(key)
-    if found is None:
-        found = seen[key] = MappingProxyType(metadata)
-    return found
-
-
-def parse_job(body: Any, shared_metadata: SharedMetadata | None = None) -> RemoteJob:
+def parse_job(body: Any) -> RemoteJob:
     """A ``BatchJob`` JSON object → ``RemoteJob``; a malformed one is a retryable ApiError
-    (the next read may be whole), an unknown status becomes ``UNKNOWN``. Jobs parsed with
-    one ``shared_metadata`` share equal metadata (read-only) instead of a dict each."""
+    (the next read may be whole), an unknown status becomes ``UNKNOWN``."""
     if not isinstance(body, dict):
         raise ApiError("job: response is not a JSON object", retryable=True)
     f = _checked(body)
-    raw_status = intern(f["status"])
-    model = f["model"]
-    # 10,000 listed jobs share a handful of statuses, endpoints and models: one copy each.
-    # Measured: without interning the daemon's RSS peak rose from 98.3 MB to 101.8 MB, past
-    # the 100 MB target (`python -m tests.benchmarks.run --only memory`, back to back).
+    raw_status = f["status"]
     return RemoteJob(
         id=f["id"],
         status=JobStatus.parse(raw_status),
         raw_status=raw_status,
-        endpoint=intern(f["endpoint"]),
+        endpoint=f["endpoint"],
         input_files=tuple(str(x) for x in f["input_files"]),
-        model=intern(model) if model is not None else None,
+        model=f["model"],
         agent_id=f["agent_id"],
-        metadata=_shared(f["metadata"], shared_metadata),
+        metadata=f["metadata"],
         output_file=f["output_file"],
         error_file=f["error_file"],
         errors=tuple(
