@@ -14,21 +14,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO, cast
 
-# structlog imports rich, when it is installed, as it is itself imported (for the development
-# renderer's tracebacks): about 5 MB of resident memory, with pygments, for the whole life of
-# the daemon, which never renders through rich. An entry of None in sys.modules makes an
-# import raise ImportError (the documented way to keep a module out), which structlog takes
-# as "rich is not installed"; the entry is removed at once, so the CLI's tables still import
-# rich normally. Where rich or structlog is already loaded, nothing changes. Benchmark figure 5
-# without it: peak 103.2 MB (target 100 MB); with it 98.9 MB (back to back, one session).
-_KEEP_RICH_OUT = "rich" not in sys.modules and "structlog" not in sys.modules
-if _KEEP_RICH_OUT:
-    sys.modules["rich"] = None  # type: ignore[assignment]
-try:
-    import structlog
-finally:
-    if _KEEP_RICH_OUT and sys.modules.get("rich", sys) is None:
-        del sys.modules["rich"]
+import structlog
 
 _SECRETS: set[str] = set()
 _REDACTED = "[redacted]"
