@@ -85,10 +85,12 @@ def poll_until_quiet(
 def test_every_outcome_recorded_exactly_as_it_happened(
     simulator: RunningSimulator, client: MistralClient, store: Store
 ) -> None:
+    # Running for 3 s (FAILED stops at half of it): long enough to be seen running by a poll
+    # every 0.05 s even on a loaded machine, where a cycle can take a few hundred ms.
     ids = {
-        "SUCCESS": create(client),
-        "FAILED": create(client, sim_outcome="FAILED"),
-        "TIMEOUT_EXCEEDED": create(client, sim_outcome="TIMEOUT_EXCEEDED"),
+        "SUCCESS": create(client, sim_run_seconds="3"),
+        "FAILED": create(client, sim_outcome="FAILED", sim_run_seconds="3"),
+        "TIMEOUT_EXCEEDED": create(client, sim_outcome="TIMEOUT_EXCEEDED", sim_run_seconds="3"),
         "CANCELLED": create(client, sim_run_seconds="20"),
     }
     options = PollOptions()
