@@ -196,7 +196,8 @@ def measure(ctx: Context, url: str, label: str) -> list[Row]:
     error = _worst_error(kept, jobs)
     say(
         f"  {label}: {jobs:,} jobs x {CYCLES:,} cycles in {seconds:.0f} s; "
-        f"{sum(counts):,} samples kept of {CYCLES * jobs:,} observations"
+        f"{sum(counts):,} samples kept of {CYCLES * jobs:,} observations (per job max"
+        f" {max(counts)}); database growth {growth:.1f} MB; worst curve error {error:.3f} %"
     )
     name = f"8. progress, {jobs:,} jobs over a day, {label}"
     return [
