@@ -241,16 +241,22 @@ def test_endless_chunked_body_is_cut_off_without_being_read(daemon: Daemon, toke
         chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"
         sock.setblocking(False)
         deadline = time.monotonic() + 30
-        while sent < offered and time.monotonic() < deadline:
-            readable, writable, _ = select.select([sock], [sock], [], 1)
-            if readable:
-                break
-            if writable:
-                sent += sock.send(chunk)
-        sock.setblocking(True)
-        answer = sock.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 413 ")
-    assert sent < offered // 4  # the answer came long before the stream ended
+        answer = b""
+        try:
+            while sent < offered and time.monotonic() < deadline:
+                readable, writable, _ = select.select([sock], [sock], [], 1)
+                if readable:
+                    break
+                if writable:
+                    sent += sock.send(chunk)
+            sock.setblocking(True)
+            answer = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            # The daemon answered and closed with our unread chunks in its buffer: its TCP
+            # stack resets the connection, which can reach us before we read the answer.
+            answer = b"(reset)"
+    assert answer.startswith(b"HTTP/1.1 413 ") or answer == b"(reset)", answer[:100]
+    assert sent < offered // 4  # cut off long before the stream ended
 
 
 def test_upload_route_takes_more_than_1_mib(daemon: Daemon, token: str) -> None:
