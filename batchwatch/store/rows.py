@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cache
 from types import MappingProxyType
 from typing import Any
 
@@ -159,14 +160,9 @@ class _JobDecoder:
     and the daemon's RSS peak fell from 101.9 MB, past the 100 MB target, to 95.9 MB."""
 
     def __init__(self) -> None:
-        self._times: dict[Any, datetime | None] = {}
+        #: Each distinct timestamp of the load, decoded once.
+        self.time: Callable[[Any], datetime | None] = cache(decode_time)
         self._shared: dict[tuple[Callable[..., Any] | None, str], Any] = {}
-
-    def time(self, value: Any) -> datetime | None:
-        if value in self._times:
-            return self._times[value]
-        decoded = self._times[value] = decode_time(value)
-        return decoded
 
     def _decode_shared(self, decode: Callable[..., Any] | None, value: Any) -> Any:
         if not isinstance(value, str):  # (None, or JSON that SQLAlchemy decoded already)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -154,11 +155,9 @@ class Writer:
         tails: dict[str, list[tuple[int, Point]]] = {}
         rows = self.bulk.newest_in(progress, _TAIL_COLUMNS, progress.c.job_id, job_ids, 2)
         # The samples of 10,000 jobs come from a few cycles: each instant decoded once.
-        times: dict[Any, datetime] = {}
+        time = cache(_sample_time)
         for sample_id, job_id, observed_at, status, *counts in rows:
-            at = times.get(observed_at)
-            if at is None:
-                at = times[observed_at] = _sample_time(observed_at)
+            at = time(observed_at)
             point = Point(at, JobStatus.parse(status) if status else None, Counters(*counts))
             tail = tails.setdefault(job_id, [])
             tail.append((sample_id, point))

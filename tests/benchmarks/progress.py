@@ -29,6 +29,7 @@ from sqlalchemy import select, text
 
 from batchwatch.models import Counters, JobOrigin, JobStatus, RemoteJob
 from batchwatch.store import Store, safe_url
+from batchwatch.store.rows import _PROGRESS_COLUMNS
 from batchwatch.store.schema import progress
 from batchwatch.transitions import plan
 from tests.benchmarks.common import Context, Row, say
@@ -139,14 +140,7 @@ def _vacuum(store: Store) -> None:
 
 
 def _kept(store: Store) -> dict[str, list[tuple[datetime, Counters]]]:
-    query = select(
-        progress.c.job_id,
-        progress.c.observed_at,
-        progress.c.total_requests,
-        progress.c.completed_requests,
-        progress.c.succeeded_requests,
-        progress.c.failed_requests,
-    ).order_by(progress.c.job_id, progress.c.id)
+    query = select(*_PROGRESS_COLUMNS).order_by(progress.c.job_id, progress.c.id)
     kept: dict[str, list[tuple[datetime, Counters]]] = {}
     with store.reading() as conn:
         for job_id, at, *counts in conn.execute(query):
