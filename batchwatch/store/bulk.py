@@ -132,12 +132,13 @@ class Bulk:
         columns: Sequence[Column[Any]],
         keys: Sequence[Column[Any]],
         rows: Iterable[Row],
+        bump: Column[Any] | None = None,
     ) -> int:
         """Set ``columns`` on each row matched by ``keys``; a row is its column values and
         then its key values, all driver values. Returns how many rows matched (the caller's
-        compare-and-set)."""
+        compare-and-set). ``bump``: a counter each updated row also moves by one."""
         if self.sqlite:
-            sets = ", ".join(f"{c.name} = ?" for c in columns)
+            sets = ", ".join(f"{c.name} = ?" for c in columns) + _bumped(bump)
             where = " AND ".join(f"{k.name} = ?" for k in keys)
             return self._executemany(f"UPDATE {table.name} SET {sets} WHERE {where}", rows)
         rows = list(rows)
@@ -147,27 +148,33 @@ class Bulk:
         # (transition_count: compared with the old value, set to the new one).
         names = [c.name for c in columns] + [f"key_{k.name}" for k in keys]
         source = self._pg_rows([*columns, *keys], names)
-        sets = ", ".join(f"{c.name} = v.{c.name}" for c in columns)
+        sets = ", ".join(f"{c.name} = v.{c.name}" for c in columns) + _bumped(bump)
         where = " AND ".join(f"{table.name}.{k.name} = v.key_{k.name}" for k in keys)
         sql = f"UPDATE {table.name} SET {sets} FROM {source} AS v WHERE {where}"
         result = self.conn.exec_driver_sql(sql, (json.dumps(rows),))
         return int(result.rowcount)
 
     def set_for_ids(
-        self, table: Table, column: Column[Any], value: Any, ids: Sequence[str]
+        self,
+        table: Table,
+        column: Column[Any],
+        value: Any,
+        ids: Sequence[str],
+        bump: Column[Any] | None = None,
     ) -> None:
-        """One column set to one value on every row whose ``id`` is in ``ids``."""
+        """One column set to one value on every row whose ``id`` is in ``ids`` (``bump``: as
+        in ``update_where``)."""
         if not ids:
             return
         if self.sqlite:
             sql = (
-                f"UPDATE {table.name} SET {column.name} = ? "
+                f"UPDATE {table.name} SET {column.name} = ?{_bumped(bump)} "
                 "WHERE id IN (SELECT value FROM json_each(?))"
             )
             self.conn.exec_driver_sql(sql, (value, json.dumps(list(ids))))
         else:
             sql = (
-                f"UPDATE {table.name} SET {column.name} = %s::{_pg_type(column)} "
+                f"UPDATE {table.name} SET {column.name} = %s::{_pg_type(column)}{_bumped(bump)} "
                 "WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
             )
             self.conn.exec_driver_sql(sql, (value, json.dumps(list(ids))))
@@ -198,3 +205,8 @@ class Bulk:
                 f"CROSS JOIN LATERAL (SELECT n.* {last}) AS t"
             )
         return iter(self.conn.exec_driver_sql(sql, (json.dumps(list(ids)),)))
+
+
+def _bumped(counter: Column[Any] | None) -> str:
+    """The SET clause's tail that moves ``counter`` by one (nothing without one)."""
+    return "" if counter is None else f", {counter.name} = {counter.name} + 1"

@@ -91,6 +91,10 @@ jobs = Table(
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("transition_count", Integer, nullable=False),
     Column("deleted_upstream_at", UTCDateTime),
+    # Moved by one by every UPDATE of the row, which the database enforces (migration 0008's
+    # triggers refuse any other): the writer's cache of rows (``rowcache``) trusts a row
+    # while its version has not moved.
+    Column("row_version", Integer, nullable=False, server_default="0"),
     # Serves the poller's "which tracked jobs are active", and the API's status filter in
     # Mistral's default order (newest first) without sorting every matching row.
     Index("ix_jobs_status_created_at_id", "status", "created_at", "id"),
@@ -99,6 +103,9 @@ jobs = Table(
     Index("ix_jobs_status_model_created_at_id", "status", "model", "created_at", "id"),
     # Serves the API's list ordered newest first (Mistral's default order_by=-created).
     Index("ix_jobs_created_at_id", "created_at", "id"),
+    # PostgreSQL: half of each page left free, so the row a cycle rewrites gets its new
+    # version on its own page and the old one is pruned there (migration 0007).
+    postgresql_with={"fillfactor": 50},
 )
 
 transitions = Table(

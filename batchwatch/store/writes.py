@@ -80,7 +80,9 @@ class Writer:
             self.bulk.insert(jobs, _NEW_JOB_COLUMNS, rows)
         if old:
             self._update_jobs(old, at)
-        self.bulk.set_for_ids(jobs, jobs.c.last_seen_at, at, list(changes.touched))
+        self.bulk.set_for_ids(
+            jobs, jobs.c.last_seen_at, at, list(changes.touched), bump=jobs.c.row_version
+        )
 
     def _update_jobs(self, writes: Sequence[JobWrite], at: Any) -> None:
         """Compare-and-set: each row is written only if its ``transition_count`` is still the
@@ -97,11 +99,12 @@ class Writer:
             for w in writes
             if w.keep_status
         )
+        version = jobs.c.row_version
         matched = self.bulk.update_where(
-            jobs, (jobs.c.status, *_SNAPSHOT_COLUMNS, jobs.c.last_seen_at), keys, moved
+            jobs, (jobs.c.status, *_SNAPSHOT_COLUMNS, jobs.c.last_seen_at), keys, moved, version
         )
         matched += self.bulk.update_where(
-            jobs, (*_SNAPSHOT_COLUMNS, jobs.c.last_seen_at), keys, kept
+            jobs, (*_SNAPSHOT_COLUMNS, jobs.c.last_seen_at), keys, kept, version
         )
         if matched != len(writes):
             raise WriteConflict(f"{len(writes) - matched} job(s) changed under this write")
@@ -166,7 +169,11 @@ class Writer:
         return tails
 
     def mark_deleted(self, job_id: str, now: datetime) -> None:
-        self.conn.execute(update(jobs).where(jobs.c.id == job_id).values(deleted_upstream_at=now))
+        self.conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(deleted_upstream_at=now, row_version=jobs.c.row_version + 1)
+        )
 
     def set_state(self, name: str, value: str) -> None:
         exists = self.conn.execute(

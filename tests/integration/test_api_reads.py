@@ -107,6 +107,7 @@ def history(store: Store) -> Store:
             "first_seen_at": T0,
             "last_seen_at": T0,
             "transition_count": 0,
+            "row_version": 0,
         }
         conn.execute(insert(jobs).values(row))
     return store

@@ -49,6 +49,25 @@ def test_postgres_migrations_match_models(pg_schema_url: str) -> None:
     _assert_no_drift(pg_schema_url)
 
 
+@pytest.mark.postgres
+def test_postgres_jobs_pages_keep_room_for_updates(pg_schema_url: str) -> None:
+    """The rows a cycle rewrites get their new versions on their own pages (migration 0007)."""
+    store = Store(pg_schema_url)
+    try:
+        store.migrate()
+        with store.engine.connect() as conn:
+            options = conn.execute(
+                text(
+                    "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n"
+                    " ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = current_schema() AND c.relname = 'jobs'"
+                )
+            ).scalar_one()
+        assert options == ["fillfactor=50"]
+    finally:
+        store.close()
+
+
 def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
     store = Store(sqlite_url)
     try:

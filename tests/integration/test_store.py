@@ -182,5 +182,7 @@ def test_every_read_of_a_database_that_is_down_is_store_unavailable(
 
 def test_a_job_row_is_every_column_of_the_jobs_table() -> None:
     """The row a job is read from is derived from the records: a column no field maps to
-    would be written by nobody and read by nothing."""
-    assert sorted(c.name for c in _JOB_COLUMNS) == sorted(c.name for c in jobs.columns)
+    would be written by nobody and read by nothing. (``row_version`` is the store's own:
+    the database keeps it moving, and the row cache reads it.)"""
+    stored = sorted(c.name for c in jobs.columns if c.name != "row_version")
+    assert sorted(c.name for c in _JOB_COLUMNS) == stored
