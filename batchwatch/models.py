@@ -176,10 +176,13 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class ProgressSample:
+    """A job's counters as observed at one instant."""
+
     job_id: str
     observed_at: datetime
     counters: Counters
-    id: int | None = None
+    #: The sample's number within its job (1, 2, 3, ... as stored); None before it is stored.
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

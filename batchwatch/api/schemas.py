@@ -84,7 +84,9 @@ class TransitionFeedOut(BaseModel):
 
 
 class ProgressOut(BaseModel):
-    id: int
+    # Named ``id`` since the first API version; the value is the sample's number within its
+    # job (the store keeps no other id for a sample).
+    id: int = Field(description="the sample's number within its job: 1, 2, 3, ... oldest first")
     job_id: str
     observed_at: datetime
     total_requests: int
@@ -94,10 +96,11 @@ class ProgressOut(BaseModel):
 
 
 def progress_body(p: ProgressSample) -> dict[str, Any]:
-    """A progress sample as ``ProgressOut``'s JSON, as ``transition_body`` is."""
+    """A progress sample as ``ProgressOut``'s JSON, as ``transition_body`` is; its ``id`` is
+    the sample's number within its job."""
     counters = p.counters
     return {
-        "id": p.id or 0,
+        "id": p.seq or 0,
         "job_id": p.job_id,
         "observed_at": p.observed_at,
         "total_requests": counters.total,

@@ -10,10 +10,10 @@ lock could not record a transition twice.
 
 The modules: ``schema.py`` the tables; ``codecs.py`` how a timestamp and a JSON value are
 stored; ``rows.py`` the columns of each record and the one decoder of a job row; ``reads.py``
-the queries; ``writes.py`` one write transaction's operations and the cache of active job
-rows; ``bulk.py`` the set-based statements of a poll cycle's write; ``intents.py`` create
-intents; ``engine.py`` engines for SQLite and PostgreSQL; ``migrate.py`` migrations run from
-code.
+the queries; ``writes.py`` one write transaction's operations; ``rowcache.py`` the rows of
+active jobs kept between writes; ``bulk.py`` the set-based statements of a poll cycle's
+write; ``intents.py`` create intents; ``engine.py`` engines for SQLite and PostgreSQL;
+``migrate.py`` migrations run from code.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from batchwatch.models import Transition
 from batchwatch.store import migrate
 from batchwatch.store.engine import _PG_WRITE_LOCK, _unavailable, make_engine, safe_url
 from batchwatch.store.reads import JobQuery, Reads
+from batchwatch.store.rowcache import RowCache
 from batchwatch.store.writes import Writer
 
 __all__ = ["JobQuery", "Store", "Writer", "make_engine", "safe_url"]
@@ -40,6 +41,8 @@ class Store(Reads):
         self.on_recorded: list[Callable[[Sequence[Transition]], None]] = []
         self.engine = make_engine(url, writer=True, busy_timeout_ms=busy_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        #: The rows of active jobs between writes (see ``rowcache``).
+        self.row_cache = RowCache()
         # SQLite: a second engine whose transactions are plain BEGIN, so reads never queue
         # behind the write lock. PostgreSQL's MVCC needs no such split.
         self.reader = (
@@ -62,10 +65,11 @@ class Store(Reads):
             with self.engine.begin() as conn:
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
-                writer = Writer(conn)
+                writer = Writer(conn, self.row_cache)
                 yield writer
         except (OperationalError, InterfaceError) as exc:
             raise _unavailable(exc) from exc
+        writer.committed()
         # Committed: now, and only now, the transitions count as recorded.
         if writer.recorded:
             for listener in self.on_recorded:

@@ -183,21 +183,25 @@ class Bulk:
         self,
         table: Table,
         columns: Sequence[Column[Any]],
-        key: Column[Any],
         ids: Sequence[str],
+        *,
+        key: Column[Any],
+        order: Column[Any],
         n: int,
     ) -> Iterator[Row]:
-        """``columns`` of the ``n`` newest rows (highest ``id``) of ``table`` for each value of
-        ``key`` in ``ids``: one statement, each value's rows read from the end of an index
-        on ``(key, id)``, never the whole history of a value."""
+        """``columns`` of the ``n`` newest rows (highest ``order``) of ``table`` for each value
+        of ``key`` in ``ids``, in no particular order: one statement, each value's rows read
+        from the end of an index on ``(key, order)`` (``progress``: its primary key), never
+        the whole history of a value. ``(key, order)`` must be unique."""
         if not ids:
             return iter(())
         names = ", ".join(f"t.{c.name}" for c in columns)
-        last = f"FROM {table.name} AS n WHERE n.{key.name} = k.value ORDER BY n.id DESC LIMIT {n:d}"
-        if self.sqlite:  # (json_each has an ``id`` column of its own: every name is qualified)
+        where = f"n.{key.name} = k.value"
+        last = f"FROM {table.name} AS n WHERE {where} ORDER BY n.{order.name} DESC LIMIT {n:d}"
+        if self.sqlite:  # (json_each has ``key`` and ``id`` columns: every name is qualified)
             sql = (
-                f"SELECT {names} FROM json_each(?) AS k "
-                f"JOIN {table.name} AS t ON t.id IN (SELECT n.id {last})"
+                f"SELECT {names} FROM json_each(?) AS k JOIN {table.name} AS t"
+                f" ON t.{key.name} = k.value AND t.{order.name} IN (SELECT n.{order.name} {last})"
             )
         else:
             sql = (

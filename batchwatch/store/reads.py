@@ -49,8 +49,9 @@ _FEED = (
     .order_by(transitions.c.id)
     .limit(bindparam("limit"))
 )
+# The primary key (job_id, seq) serves this, in order.
 _JOB_PROGRESS = (
-    select(*_PROGRESS_READ).where(progress.c.job_id == bindparam("job_id")).order_by(progress.c.id)
+    select(*_PROGRESS_READ).where(progress.c.job_id == bindparam("job_id")).order_by(progress.c.seq)
 )
 _WATCHED = [s.value for s in ACTIVE_STATUSES | {JobStatus.UNKNOWN}]
 #: Tracked jobs the poller must still follow: active, or of an unknown status.

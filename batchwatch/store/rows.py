@@ -213,9 +213,10 @@ _PROGRESS_COLUMNS = (
     progress.c.succeeded_requests,
     progress.c.failed_requests,
 )
-#: What a read selects: the id (the feed's cursor), then the written columns.
+#: What a read selects: the transition's id (the feed's cursor) or the sample's number within
+#: its job, then the columns users read.
 _TRANSITION_READ = (transitions.c.id, *_TRANSITION_COLUMNS)
-_PROGRESS_READ = (progress.c.id, *_PROGRESS_COLUMNS)
+_PROGRESS_READ = (progress.c.seq, *_PROGRESS_COLUMNS)
 
 
 def _transition_of(row: Sequence[Any]) -> Transition:
@@ -237,11 +238,11 @@ def _transition_of(row: Sequence[Any]) -> Transition:
 
 def _progress_of(row: Sequence[Any]) -> ProgressSample:
     """A row of ``_PROGRESS_READ``."""
-    id_, job_id, observed_at, total, completed, succeeded, failed = row
+    seq, job_id, observed_at, total, completed, succeeded, failed = row
     observed = decode_time(observed_at)
     assert observed is not None
     return ProgressSample(
-        id=id_,
+        seq=seq,
         job_id=job_id,
         observed_at=observed,
         counters=Counters(total, completed, succeeded, failed),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -13,6 +14,7 @@ from batchwatch.errors import WriteConflict
 from batchwatch.models import Counters, JobOrigin, JobStatus, StoredJob, Transition
 from batchwatch.store.bulk import Bulk
 from batchwatch.store.codecs import decode_time
+from batchwatch.store.rowcache import RowCache, Versioned
 from batchwatch.store.rows import (
     _JOB_COLUMNS,
     _NEW_JOB_COLUMNS,
@@ -25,12 +27,19 @@ from batchwatch.store.rows import (
 from batchwatch.store.schema import jobs, progress, sync_state, transitions
 from batchwatch.transitions import Changes, JobWrite, Point, replaces_newest
 
-#: A progress row as this module writes it: the columns users read, then the job's status.
-_SAMPLE_COLUMNS = (*_PROGRESS_COLUMNS, progress.c.status)
-#: What overwriting a job's newest sample sets, then the key of that row.
+#: A progress row as this module writes it: its key (the job, the sample's number within it),
+#: the columns users read, then the job's status.
+_SAMPLE_COLUMNS = (progress.c.job_id, progress.c.seq, *_PROGRESS_COLUMNS[1:], progress.c.status)
+#: What overwriting a job's newest sample sets, and the key of the row it overwrites.
 _SAMPLE_VALUES = _PROGRESS_COLUMNS[1:]
-#: A job's newest samples as the keep/drop rule reads them.
-_TAIL_COLUMNS = (progress.c.id, *_PROGRESS_COLUMNS[:2], progress.c.status, *_PROGRESS_COLUMNS[2:])
+_SAMPLE_KEY = (progress.c.job_id, progress.c.seq)
+#: A job's newest samples as the keep/drop rule reads them, with their numbers.
+_TAIL_COLUMNS = (progress.c.seq, *_PROGRESS_COLUMNS[:2], progress.c.status, *_PROGRESS_COLUMNS[2:])
+
+
+#: A job row as ``load`` reads it: every column of the record, then its version.
+_LOAD_COLUMNS = (*_JOB_COLUMNS, jobs.c.row_version)
+_VERSION_COLUMNS = (jobs.c.id, jobs.c.row_version)
 
 
 def _sample_time(value: Any) -> datetime:
@@ -46,29 +55,47 @@ class Writer:
     of round trips, not one per job.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, cache: RowCache | None = None) -> None:
         self.conn = conn
         self.bulk = Bulk(conn)
         self.recorded: list[Transition] = []
+        self._cache = cache
+        #: With a cache: each row this transaction loaded, at its version, and each row as the
+        #: transaction leaves it (None: changed otherwise, to be read again); see ``committed``.
+        self._loaded: dict[str, Versioned] = {}
+        self._after: dict[str, Versioned | None] = {}
 
     def load(self, job_ids: Collection[str]) -> dict[str, StoredJob]:
-        """The stored rows of ``job_ids``, as of this transaction."""
+        """The stored rows of ``job_ids``, as of this transaction: a cached row if it is still
+        the row's version (see ``rowcache``), else the row read and decoded."""
+        found: dict[str, StoredJob] = {}
+        cache, loaded = self._cache, self._loaded
+        wanted = list(job_ids)
+        if cache is not None:
+            cached = [i for i in wanted if i in cache]
+            for job_id, version in self.bulk.select_in(jobs, _VERSION_COLUMNS, cached):
+                if (job := cache.at(job_id, version)) is not None:
+                    found[job_id] = job
+                    loaded[job_id] = (version, job)
+            wanted = [i for i in wanted if i not in found]
         decode = _JobDecoder()
-        return {
-            row[0]: decode(row) for row in self.bulk.select_in(jobs, _JOB_COLUMNS, list(job_ids))
-        }
+        for row in self.bulk.select_in(jobs, _LOAD_COLUMNS, wanted):
+            job = found[row[0]] = decode(row[:-1])
+            if cache is not None:
+                loaded[row[0]] = (row[-1], job)
+        return found
 
     def apply(self, changes: Changes, now: datetime, origin: JobOrigin) -> None:
         """Persist ``changes`` (planned against rows read in this same transaction)."""
         at = self.bulk.time(now)  # one instant for the whole write: encoded once
-        self._write_jobs(changes, at, origin)
+        self._write_jobs(changes, now, at, origin)
         if changes.transitions:
             self.recorded += changes.transitions
             self._insert_transitions(changes.transitions, now, at)
         if changes.progress:
             self._record_progress(changes, now, at)
 
-    def _write_jobs(self, changes: Changes, at: Any, origin: JobOrigin) -> None:
+    def _write_jobs(self, changes: Changes, now: datetime, at: Any, origin: JobOrigin) -> None:
         """The job rows: new ones inserted, changed ones compare-and-set, the others seen."""
         new = [w for w in changes.writes if w.is_new]
         old = [w for w in changes.writes if not w.is_new]
@@ -83,6 +110,36 @@ class Writer:
         self.bulk.set_for_ids(
             jobs, jobs.c.last_seen_at, at, list(changes.touched), bump=jobs.c.row_version
         )
+        if self._cache is not None:
+            self._note_after(changes, now, origin)
+
+    def _note_after(self, changes: Changes, now: datetime, origin: JobOrigin) -> None:
+        """Each row as ``_write_jobs`` left it, at its new version (one more than the loaded
+        one: the write lock is held, so no one else moved it in between)."""
+        after, loaded = self._after, self._loaded
+        for w in changes.writes:
+            if w.is_new:
+                after[w.job.id] = (0, StoredJob(w.job, origin, now, now, w.new_count))
+            elif w.keep_status or w.job.id not in loaded:
+                after[w.job.id] = None  # (the stored status kept: neither row is the new one)
+            else:
+                version, seen = loaded[w.job.id]
+                after[w.job.id] = (
+                    version + 1,
+                    StoredJob(
+                        w.job,
+                        seen.origin,
+                        seen.first_seen_at,
+                        now,
+                        w.new_count,
+                        seen.deleted_upstream_at,
+                    ),
+                )
+        for job_id in changes.touched:
+            if (entry := loaded.get(job_id)) is not None:
+                after[job_id] = (entry[0] + 1, replace(entry[1], last_seen_at=now))
+            else:
+                after[job_id] = None
 
     def _update_jobs(self, writes: Sequence[JobWrite], at: Any) -> None:
         """Compare-and-set: each row is written only if its ``transition_count`` is still the
@@ -128,14 +185,15 @@ class Writer:
 
     def _record_progress(self, changes: Changes, now: datetime, at: Any) -> None:
         """Each sample overwrites its job's newest stored one or is stored as a new row, as
-        ``transitions.replaces_newest`` decides from the job's last two stored samples."""
+        ``transitions.replaces_newest`` decides from the job's last two stored samples. A new
+        row is numbered after the job's newest stored sample (1 for a job without any)."""
         status = {w.job.id: w.job.status for w in changes.writes}
+        new = {w.job.id for w in changes.writes if w.is_new}
         # A job that is new, or moved to a status it never had, has no sample of that status:
-        # its sample is a new row whatever its tail, which is then not read.
-        fresh = {t.job_id for t in changes.transitions} | {
-            w.job.id for w in changes.writes if w.is_new
-        }
-        stored = [p.job_id for p in changes.progress if p.job_id not in fresh]
+        # its sample is a new row whatever its tail. The tail of a job that moved is read all
+        # the same, for the number after its newest; a new job has none.
+        fresh = new | {t.job_id for t in changes.transitions}
+        stored = [p.job_id for p in changes.progress if p.job_id not in new]
         tails = self._progress_tails(stored) if stored else {}
         time = self.bulk.time
         replaced: list[tuple[Any, ...]] = []
@@ -146,29 +204,43 @@ class Writer:
             values = (observed, c.total, c.completed, c.succeeded, c.failed)
             tail = tails.get(sample.job_id, [])
             point = Point(sample.observed_at, job_status, c)
-            if replaces_newest([p for _, p in tail], point):
-                replaced.append((*values, tail[-1][0]))
+            if sample.job_id not in fresh and replaces_newest([p for _, p in tail], point):
+                replaced.append((*values, sample.job_id, tail[-1][0]))
             else:
-                added.append((sample.job_id, *values, job_status.value))
-        self.bulk.update_where(progress, _SAMPLE_VALUES, (progress.c.id,), replaced)
+                seq = tail[-1][0] + 1 if tail else 1
+                added.append((sample.job_id, seq, *values, job_status.value))
+        self.bulk.update_where(progress, _SAMPLE_VALUES, _SAMPLE_KEY, replaced)
         self.bulk.insert(progress, _SAMPLE_COLUMNS, added)
 
     def _progress_tails(self, job_ids: Sequence[str]) -> dict[str, list[tuple[int, Point]]]:
-        """Each job's last two stored samples, oldest first, with their row ids."""
+        """Each job's last two stored samples, oldest first, with their numbers (``seq``)."""
         tails: dict[str, list[tuple[int, Point]]] = {}
-        rows = self.bulk.newest_in(progress, _TAIL_COLUMNS, progress.c.job_id, job_ids, 2)
+        rows = self.bulk.newest_in(
+            progress, _TAIL_COLUMNS, job_ids, key=progress.c.job_id, order=progress.c.seq, n=2
+        )
         # The samples of 10,000 jobs come from a few cycles: each instant decoded once.
         time = cache(_sample_time)
-        for sample_id, job_id, observed_at, status, *counts in rows:
+        for seq, job_id, observed_at, status, *counts in rows:
             at = time(observed_at)
             point = Point(at, JobStatus.parse(status) if status else None, Counters(*counts))
             tail = tails.setdefault(job_id, [])
-            tail.append((sample_id, point))
-            if len(tail) == 2 and tail[0][0] > sample_id:  # (the statement does not order them)
+            tail.append((seq, point))
+            if len(tail) == 2 and tail[0][0] > seq:  # (the statement does not order them)
                 tail.reverse()
         return tails
 
+    def committed(self) -> None:
+        """Called once the transaction committed: the rows it read and left are cached."""
+        if self._cache is not None:
+            self._cache.update({**self._loaded, **self._after})
+
+    def retain_cached(self, job_ids: Collection[str]) -> None:
+        """Let the cache keep only ``job_ids`` (see ``RowCache.retain``)."""
+        if self._cache is not None:
+            self._cache.retain(job_ids)
+
     def mark_deleted(self, job_id: str, now: datetime) -> None:
+        self._after[job_id] = None
         self.conn.execute(
             update(jobs)
             .where(jobs.c.id == job_id)

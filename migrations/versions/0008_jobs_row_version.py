@@ -25,9 +25,7 @@ MESSAGE = "jobs: every UPDATE must set row_version = row_version + 1"
 
 
 def upgrade() -> None:
-    op.add_column(
-        "jobs", sa.Column("row_version", sa.Integer, nullable=False, server_default="0")
-    )
+    op.add_column("jobs", sa.Column("row_version", sa.Integer, nullable=False, server_default="0"))
     if op.get_bind().dialect.name == "postgresql":
         # The WHEN clause is evaluated without calling the function: a conforming update
         # costs no PL/pgSQL call.

@@ -11,7 +11,7 @@ cycle is left out of its cycle: it would only move ``last_seen_at`` and writes n
 
 Figures: samples per job (max, mean), the database's growth over the day (SQLite: the
 file after a checkpoint; PostgreSQL: the tables and indexes, each table vacuumed when
-PostgreSQL's autovacuum would vacuum it in real time), and the worst distance, in % of the job's total
+autovacuum would vacuum it in real time), and the worst distance, in % of the job's total
 requests, between the curve drawn from the kept samples (steps: each counter holds its
 latest sample's value) and the full curve of every observation, compared at every one.
 """
@@ -145,16 +145,16 @@ def _autovacuum(store: Store) -> None:
         " AND n_dead_tup > :threshold + :factor * n_live_tup"
     )
     with store.engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        tables = conn.execute(
+        auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+        tables = auto.execute(
             due, {"threshold": VACUUM_THRESHOLD, "factor": VACUUM_SCALE_FACTOR}
         ).scalars()
         for table in list(tables):
-            conn.exec_driver_sql(f'VACUUM "{table}"')
+            auto.exec_driver_sql(f'VACUUM "{table}"')
 
 
 def _kept(store: Store) -> dict[str, list[tuple[datetime, Counters]]]:
-    query = select(*_PROGRESS_COLUMNS).order_by(progress.c.job_id, progress.c.id)
+    query = select(*_PROGRESS_COLUMNS).order_by(progress.c.job_id, progress.c.seq)
     kept: dict[str, list[tuple[datetime, Counters]]] = {}
     with store.reading() as conn:
         for job_id, at, *counts in conn.execute(query):

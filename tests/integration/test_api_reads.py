@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,6 +170,8 @@ def test_store_reads_of_history(history: Store) -> None:
         (T0 + timedelta(seconds=30), 5),
         (T0 + timedelta(minutes=1, microseconds=1), 10),
     ]
+    assert [p.seq for p in samples] == [1, 2, 3]  # numbered within the job
+    assert [p.seq for p in history.progress(OTHER)] == [1]
     feed = history.feed(0, 3)
     assert len(feed) == 3 and feed == sorted(feed, key=lambda t: t.id or 0)
     assert history.feed(feed[-1].id or 0, 100) == history.feed(0, 100)[3:]
@@ -212,6 +215,9 @@ def test_read_routes_answer_the_bytes_the_models_would(history: Store, http: Tes
         samples = [ProgressOut.model_validate(progress_body(p)) for p in history.progress(job_id)]
         progress = ProgressListOut(data=samples, total=len(samples)).model_dump_json().encode()
         assert _get(http, f"/v1/batch/jobs/{job_id}/progress") == progress
+    # A sample's "id" is its number within its job.
+    ids = [p["id"] for p in json.loads(_get(http, f"/v1/batch/jobs/{RICH}/progress"))["data"]]
+    assert ids == [1, 2, 3]
     for query, statuses, model in (
         ("", (), None),
         (

@@ -1,5 +1,6 @@
 """The progress history stays small: the write path overwrites a redundant newest sample, and
-migration 0005 thins what was stored before, by the same rule (``transitions.thin``)."""
+migration 0005 thins what was stored before, by the same rule (``transitions.thin``). Each
+job's samples are numbered 1, 2, 3, ... (``seq``), which migration 0009 gave the stored ones."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from batchwatch.models import Counters, JobOrigin, JobStatus, RemoteJob
 from batchwatch.store import Store, migrate
 from batchwatch.store.rows import _NEW_JOB_COLUMNS, _snapshot
 from batchwatch.store.schema import progress, transitions
-from batchwatch.store.thinning import thin_progress
+from batchwatch.store.thinning import progress_0005, thin_progress
 from batchwatch.transitions import Point, plan, thin
 from tests.helpers import remote
 
@@ -83,7 +84,34 @@ def test_history_users_read_keeps_its_shape(store: Store) -> None:
         ("job-2", Counters(1000, 0, 0, 0)),
         ("job-2", Counters(1000, 500, 500, 0)),
     ]
-    assert [s.id for s in samples] == sorted(s.id for s in samples if s.id is not None)
+    assert [s.seq for s in samples] == [1, 2]
+
+
+def _seqs(store: Store, job_id: str = "job-1") -> list[int | None]:
+    return [p.seq for p in store.progress(job_id)]
+
+
+def test_a_new_sample_is_numbered_after_the_newest_of_its_job(store: Store) -> None:
+    """The number goes on from the job's newest stored sample: an overwritten sample keeps
+    its number, the sample of a status change takes the next one, and each job counts on its
+    own."""
+    _observe(store, [_job("QUEUED", 0), _job("QUEUED", 0, "job-2")], 0)
+    assert _seqs(store) == [1] and _seqs(store, "job-2") == [1]
+    _observe(store, [_job("RUNNING", 1)], 1)  # a transition: a new row after the QUEUED one
+    _observe(store, [_job("RUNNING", 2)], 2)
+    _observe(store, [_job("RUNNING", 3)], 3)  # overwrites minute 2's (within 1% of minute 1)
+    assert _curve(store) == [(0, 0), (1, 1), (3, 3)] and _seqs(store) == [1, 2, 3]
+    _observe(store, [_job("RUNNING", 300)], 4)  # overwrites it again (it is the redundant one)
+    _observe(store, [_job("RUNNING", 301)], 5)  # a new row after the overwritten one
+    _observe(store, [_job("RUNNING", 302)], 6)  # overwrites minute 5's
+    assert _curve(store) == [(0, 0), (1, 1), (4, 300), (6, 302)]
+    assert _seqs(store) == [1, 2, 3, 4]
+    # A transition's sample after a replaced newest one; the other job's first transition.
+    _observe(store, [_job("SUCCESS", 1000), _job("RUNNING", 10, "job-2")], 7)
+    assert _curve(store)[-1] == (7, 1000) and _seqs(store) == [1, 2, 3, 4, 5]
+    assert _seqs(store, "job-2") == [1, 2]
+    _observe(store, [_job("RUNNING", 11, "job-2")], 8)
+    assert _seqs(store, "job-2") == [1, 2, 3] and _seqs(store) == [1, 2, 3, 4, 5]
 
 
 def _old_history(store: Store) -> None:
@@ -119,7 +147,7 @@ def _old_history(store: Store) -> None:
             ],
         )
         conn.execute(
-            insert(progress),
+            insert(progress_0005),  # (the table as it was before 0009: keyed by its id)
             [
                 {
                     "job_id": "job-1",
@@ -144,22 +172,31 @@ def test_migration_thins_stored_history_by_the_same_rule(
     try:
         migrate.upgrade(store.engine, "0004")
         _old_history(store)
-        migrate.upgrade(store.engine)
-        kept = _curve(store)
+        migrate.upgrade(store.engine, "0005")
+        old = progress_0005
+        query = select(old.c.observed_at, old.c.completed_requests, old.c.status)
         with store.engine.connect() as conn:
-            statuses = conn.execute(select(progress.c.status).order_by(progress.c.id)).scalars()
-            assert list(statuses)[:3] == ["QUEUED", "QUEUED", "RUNNING"]
+            rows = conn.execute(query.order_by(old.c.id)).all()
+        kept = [(int((at - T0).total_seconds() // 60), completed) for at, completed, _ in rows]
+        statuses = [status for *_, status in rows]
+        assert statuses[:3] == ["QUEUED", "QUEUED", "RUNNING"]
         # minutes 0 and 1: QUEUED (the last of it kept); from 2 on RUNNING, a step per 1%
         assert kept[:3] == [(0, 0), (1, 3), (2, 6)] and kept[-1] == (39, 117)
         assert len(kept) < 20
         with store.engine.begin() as conn:  # thinning again changes nothing
             again = thin_progress(conn)
         assert (again.deleted, again.kept) == (0, len(kept))
+        # 0009 carries the kept samples over, numbered in their order
+        migrate.upgrade(store.engine)
+        assert _curve(store) == kept and _seqs(store) == list(range(1, len(kept) + 1))
+        with store.engine.connect() as conn:
+            query = select(progress.c.status).order_by(progress.c.seq)
+            assert list(conn.execute(query).scalars()) == statuses
         # and new samples carry on from the thinned tail, by the same rule
         _observe(store, [_job("RUNNING", 118)], 40)
         points = [Point(T0 + timedelta(minutes=m), S.QUEUED if m < 2 else S.RUNNING,
                         Counters(1000, c, c, 0)) for m, c in [*kept, (40, 118)]]  # fmt: skip
         expected = [kept[n] if n < len(kept) else (40, 118) for n in thin(points)]
-        assert _curve(store) == expected
+        assert _curve(store) == expected and _seqs(store) == list(range(1, len(expected) + 1))
     finally:
         store.close()
