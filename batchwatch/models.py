@@ -104,9 +104,15 @@ class BatchError:
     count: int = 1
 
 
+#: The largest request count a job can report: a signed 32-bit integer, in which the
+#: progress history stores each count. Mistral allows a million requests in a batch.
+MAX_COUNT = 2**31 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Counters:
-    """The request counters Mistral reports for a job; a change is a progress sample."""
+    """The request counters Mistral reports for a job; a change is a progress sample. Each is
+    between 0 and ``MAX_COUNT`` (the edge refuses a job whose counters are not)."""
 
     total: int
     completed: int

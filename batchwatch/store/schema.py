@@ -137,10 +137,12 @@ progress = Table(
     # (never reused; not necessarily consecutive, as a thinning may leave gaps).
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("observed_at", UTCDateTime, nullable=False),
-    Column("total_requests", BigInteger, nullable=False),
-    Column("completed_requests", BigInteger, nullable=False),
-    Column("succeeded_requests", BigInteger, nullable=False),
-    Column("failed_requests", BigInteger, nullable=False),
+    # 4-byte integers (``models.MAX_COUNT``), unlike the job's own counters: of the 88 bytes
+    # a sample takes on PostgreSQL, 16 fewer (migration 0009).
+    Column("total_requests", Integer, nullable=False),
+    Column("completed_requests", Integer, nullable=False),
+    Column("succeeded_requests", Integer, nullable=False),
+    Column("failed_requests", Integer, nullable=False),
     # The job's status when the sample was observed, so the first and last sample of every
     # status are kept when the history is thinned (``transitions.replaces_newest``). NULL on
     # samples stored before migration 0005 that no transition dates.

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from batchwatch.errors import WriteConflict
-from batchwatch.models import BatchError, Counters, JobOrigin, JobStatus, RemoteJob
+from batchwatch.models import MAX_COUNT, BatchError, Counters, JobOrigin, JobStatus, RemoteJob
 from batchwatch.store import Store
 from batchwatch.store.rows import _TRANSITION_COLUMNS
 from batchwatch.store.schema import progress, transitions
@@ -31,10 +31,10 @@ _text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x0
 _epoch = st.integers(min_value=0, max_value=2**40)
 _counters = st.builds(
     Counters,
-    total=st.integers(0, 2**40),
-    completed=st.integers(0, 2**40),
-    succeeded=st.integers(0, 2**40),
-    failed=st.integers(0, 2**40),
+    total=st.integers(0, MAX_COUNT),
+    completed=st.integers(0, MAX_COUNT),
+    succeeded=st.integers(0, MAX_COUNT),
+    failed=st.integers(0, MAX_COUNT),
 )
 _known = [s for s in JobStatus if s is not JobStatus.UNKNOWN]
 _ids = itertools.count()

@@ -62,6 +62,16 @@ def test_a_required_field_missing_or_mistyped_makes_the_job_malformed(
     assert caught.value.retryable
 
 
+@pytest.mark.parametrize("key", ["total_requests", "completed_requests", "failed_requests"])
+@pytest.mark.parametrize("value", [-1, 2**31])
+def test_a_request_count_out_of_range_makes_the_job_malformed(key: str, value: int) -> None:
+    """No batch holds 2**31 requests (Mistral allows a million), nor fewer than none."""
+    with pytest.raises(ApiError, match=f"{key}.*out of range: {value}") as caught:
+        parse_job(body("a", None) | {key: value})
+    assert caught.value.retryable
+    assert parse_job(body("a", None) | {key: 2**31 - 1}).counters  # the largest is a count
+
+
 @pytest.mark.parametrize("key", ["model", "agent_id", "output_file", "started_at", "metadata"])
 def test_an_optional_field_of_the_wrong_type_reads_as_absent(key: str) -> None:
     job = job_to_json(parse_job(body("a", None) | {key: [1]}))

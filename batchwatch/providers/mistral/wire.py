@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from batchwatch.errors import ApiError
 from batchwatch.models import (
+    MAX_COUNT,
     BatchError,
     Counters,
     FileInfo,
@@ -104,6 +105,7 @@ def _json_type(hint: Any) -> type:
 _REQUIRED = tuple((f.key, _json_type(f.hint)) for f in JOB_FIELDS if f.required)
 _OPTIONAL = tuple((f.key, _json_type(f.hint)) for f in JOB_FIELDS if not f.required)
 _WRITERS = tuple((f.key, f.value) for f in JOB_FIELDS)
+_COUNTS = ("total_requests", "completed_requests", "succeeded_requests", "failed_requests")
 
 
 def _checked(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,6 +130,9 @@ def parse_job(body: Any) -> RemoteJob:
     if not isinstance(body, dict):
         raise ApiError("job: response is not a JSON object", retryable=True)
     f = _checked(body)
+    for key in _COUNTS:
+        if not 0 <= f[key] <= MAX_COUNT:
+            raise ApiError(f"job: field {key!r} is out of range: {f[key]}", retryable=True)
     raw_status = f["status"]
     return RemoteJob(
         id=f["id"],
