@@ -91,7 +91,7 @@ def poll_once(
         written = _write(writer, seen.observed, observed_at)
         for job_id in seen.deleted:
             writer.mark_deleted(job_id, observed_at)
-        writer.retain_cached([job.id for job in seen.observed])
+        writer.retain_cached(job.id for job in seen.observed)
         if seen.discovery_complete:
             writer.set_state(WATERMARK, str(int(cycle_start.timestamp())))
     _log_changes(written, seen.deleted)
