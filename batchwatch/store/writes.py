@@ -13,7 +13,7 @@ from batchwatch.errors import WriteConflict
 from batchwatch.models import Counters, JobOrigin, JobStatus, StoredJob, Transition
 from batchwatch.store.bulk import Bulk
 from batchwatch.store.codecs import decode_time
-from batchwatch.store.rowcache import RowCache, Versioned
+from batchwatch.store.rowcache import RowCache
 from batchwatch.store.rows import (
     _JOB_COLUMNS,
     _NEW_JOB_COLUMNS,
@@ -59,29 +59,33 @@ class Writer:
         self.bulk = Bulk(conn)
         self.recorded: list[Transition] = []
         self._cache = cache
-        #: With a cache: each row this transaction loaded, at its version, and each row as the
-        #: transaction leaves it (None: changed otherwise, to be read again); see ``committed``.
-        self._loaded: dict[str, Versioned] = {}
-        self._after: dict[str, Versioned | None] = {}
+        #: With a cache, what ``committed`` tells it: the version of each row loaded; the rows
+        #: decoded here, each at its version; the rows only seen again, each with the version
+        #: it was loaded at and the instant it was seen; the rows rewritten otherwise.
+        self._versions: dict[str, int] = {}
+        self._decoded: dict[str, tuple[int, StoredJob]] = {}
+        self._seen: list[tuple[str, int, datetime]] = []
+        self._rewritten: set[str] = set()
 
     def load(self, job_ids: Collection[str]) -> dict[str, StoredJob]:
         """The stored rows of ``job_ids``, as of this transaction: a cached row if it is still
         the row's version (see ``rowcache``), else the row read and decoded."""
         found: dict[str, StoredJob] = {}
-        cache, loaded = self._cache, self._loaded
+        cache, versions = self._cache, self._versions
         wanted = list(job_ids)
         if cache is not None:
             cached = [i for i in wanted if i in cache]
             for job_id, version in self.bulk.select_in(jobs, _VERSION_COLUMNS, cached):
                 if (job := cache.at(job_id, version)) is not None:
                     found[job_id] = job
-                    loaded[job_id] = (version, job)
+                    versions[job_id] = version
             wanted = [i for i in wanted if i not in found]
         decode = _JobDecoder()
         for row in self.bulk.select_in(jobs, _LOAD_COLUMNS, wanted):
             job = found[row[0]] = decode(row[:-1])
             if cache is not None:
-                loaded[row[0]] = (row[-1], job)
+                versions[row[0]] = row[-1]
+                self._decoded[row[0]] = (row[-1], job)
         return found
 
     def apply(self, changes: Changes, now: datetime, origin: JobOrigin) -> None:
@@ -110,48 +114,16 @@ class Writer:
             jobs, jobs.c.last_seen_at, at, list(changes.touched), bump=jobs.c.row_version
         )
         if self._cache is not None:
-            self._note_after(changes, now, origin)
+            self._note_after(changes, now)
 
-    def _note_after(self, changes: Changes, now: datetime, origin: JobOrigin) -> None:
-        """Each row as ``_write_jobs`` left it, at its new version (one more than the loaded
-        one: the write lock is held, so no one else moved it in between)."""
-        after, loaded = self._after, self._loaded
+    def _note_after(self, changes: Changes, now: datetime) -> None:
+        """What ``_write_jobs`` did to each row, for the cache (see ``committed``)."""
         for w in changes.writes:
-            if w.is_new:
-                after[w.job.id] = (0, StoredJob(w.job, origin, now, now, w.new_count))
-            elif w.keep_status or w.job.id not in loaded:
-                after[w.job.id] = None  # (the stored status kept: neither row is the new one)
-            else:
-                version, seen = loaded[w.job.id]
-                after[w.job.id] = (
-                    version + 1,
-                    StoredJob(
-                        w.job,
-                        seen.origin,
-                        seen.first_seen_at,
-                        now,
-                        w.new_count,
-                        seen.deleted_upstream_at,
-                    ),
-                )
-        for job_id in changes.touched:
-            if (entry := loaded.get(job_id)) is not None:
-                version, seen = entry
-                # Built, not ``dataclasses.replace``d: the cycle's write step (`python -m
-                # tests.benchmarks.run --only cycle`) took 0.134 s with replace, 0.091 s so.
-                after[job_id] = (
-                    version + 1,
-                    StoredJob(
-                        seen.remote,
-                        seen.origin,
-                        seen.first_seen_at,
-                        now,
-                        seen.transition_count,
-                        seen.deleted_upstream_at,
-                    ),
-                )
-            else:
-                after[job_id] = None
+            self._rewritten.add(w.job.id)
+            # Not kept to the commit: a rewritten row is read afresh anyway, and the rows of
+            # a slice (``poller.WRITE_SLICE``) are to be freed with it.
+            self._decoded.pop(w.job.id, None)
+        self._seen += [(job_id, self._versions[job_id], now) for job_id in changes.touched]
 
     def _update_jobs(self, writes: Sequence[JobWrite], at: Any) -> None:
         """Compare-and-set: each row is written only if its ``transition_count`` is still the
@@ -242,9 +214,17 @@ class Writer:
         return tails
 
     def committed(self) -> None:
-        """Called once the transaction committed: the rows it read and left are cached."""
-        if self._cache is not None:
-            self._cache.update({**self._loaded, **self._after})
+        """Called once the transaction committed: the cache learns the rows it decoded, the
+        rows it only saw again, and forgets the rows it rewrote otherwise."""
+        cache = self._cache
+        if cache is None:
+            return
+        for version, job in self._decoded.values():
+            cache.put(version, job)
+        for job_id, version, at in self._seen:
+            cache.seen(job_id, version, at)
+        for job_id in self._rewritten:
+            cache.drop(job_id)
 
     def retain_cached(self, job_ids: Iterable[str]) -> None:
         """Let the cache keep only ``job_ids`` (see ``RowCache.retain``)."""
@@ -252,7 +232,7 @@ class Writer:
             self._cache.retain(job_ids)
 
     def mark_deleted(self, job_id: str, now: datetime) -> None:
-        self._after[job_id] = None
+        self._rewritten.add(job_id)
         self.conn.execute(
             update(jobs)
             .where(jobs.c.id == job_id)

@@ -4,9 +4,9 @@ A poll cycle rewrites the row of every job that moved, every cycle. PostgreSQL w
 update as a new row version; with room left on the row's page the new version goes there
 without touching the indexes (a HOT update) and the old one is pruned in place, so the
 table stays the size of its live rows. On full pages every version goes elsewhere and the
-table grows until VACUUM, every cycle. Measured (`python -m tests.benchmarks.run --only
-progress`, 1,000 jobs over a simulated day): the ``jobs`` table and its indexes end at
-0.9 MB with it, 5.8 MB without.
+table grows until VACUUM, every cycle. Measured over the simulated day of benchmark figure 8
+(``tests/benchmarks/progress.py``) with 1,000 jobs: the ``jobs`` table and its indexes end
+at 0.9 MB with it, 5.8 MB without.
 
 The setting applies to pages written from now on; ``VACUUM FULL jobs`` rewrites the
 existing ones at once. SQLite updates rows in place and has no such setting.

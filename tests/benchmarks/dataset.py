@@ -181,6 +181,7 @@ def _job_rows(
             "last_seen_at": _stamp(last_seen),
             "transition_count": per_job[n],
             "deleted_upstream_at": _stamp(last_seen) if status in ACTIVE_STATUSES else None,
+            "row_version": 0,
         }
         yield tuple(row[c] for c in order)
 

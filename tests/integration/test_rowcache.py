@@ -82,7 +82,7 @@ def test_every_cached_row_is_the_row_at_its_version(store: Store) -> None:
     jobs_now = {f"job-{n}": remote("QUEUED", job_id=f"job-{n}") for n in range(12)}
     at = T0
     checked = 0
-    for cycle in range(40):
+    for cycle in range(60):
         at += timedelta(seconds=30)
         listed = [j for j in jobs_now.values() if not j.status.is_terminal and rng.random() > 0.2]
         seen = [_moved(j, rng.random(), cycle) for j in listed]  # (the others: not listed)
@@ -108,14 +108,17 @@ def test_an_unchanged_job_is_not_decoded_again(store: Store) -> None:
             remote("RUNNING", job_id="b", completed=3))  # fmt: skip
     with store.write() as w:
         second = w.load({"a", "b"})
-    assert second["a"].remote is first["a"].remote
+    assert second["a"].remote is first["a"].remote  # (a was read at the first load)
     assert second["a"].last_seen_at == T0 + timedelta(seconds=1)
     assert second["b"].remote.counters.completed == 3
 
 
 def test_the_cache_keeps_only_the_jobs_still_polled(store: Store) -> None:
-    observe(store, T0, remote("RUNNING", job_id="a"), remote("RUNNING", job_id="b"),
-            remote("RUNNING", job_id="c"))  # fmt: skip
+    first = (remote("RUNNING", job_id="a"), remote("RUNNING", job_id="b"),
+             remote("RUNNING", job_id="c"))  # fmt: skip
+    observe(store, T0, *first)
+    assert len(store.row_cache) == 0  # written here: read afresh next time, then kept
+    observe(store, T0 + timedelta(seconds=1), *first)
     assert len(store.row_cache) == 3
     observe(store, T0 + timedelta(seconds=1), remote("SUCCESS", job_id="a"))
     assert "a" not in store.row_cache  # ended: never polled again
