@@ -112,18 +112,34 @@ class Bulk:
             return 0
         return int(self.conn.exec_driver_sql(sql, params).rowcount)
 
-    def insert(self, table: Table, columns: Sequence[Column[Any]], rows: Iterable[Row]) -> None:
-        """Rows of driver values (see ``time`` and ``json``), in ``columns`` order."""
+    def insert(
+        self,
+        table: Table,
+        columns: Sequence[Column[Any]],
+        rows: Iterable[Row],
+        numbered: Column[Any] | None = None,
+    ) -> None:
+        """Rows of driver values (see ``time`` and ``json``), in ``columns`` order.
+        ``numbered``: a column each row also gets, the highest stored value of it among the
+        rows of the same first column, plus one (at most one new row per such value)."""
         names = ", ".join(c.name for c in columns)
+        key = columns[0].name
         if self.sqlite:
-            marks = ", ".join("?" for _ in columns)
+            marks = ", ".join(f"?{n}" for n in range(1, len(columns) + 1))
+            if numbered is not None:
+                names += f", {numbered.name}"
+                marks += f", {_next_number(table, numbered, key, '?1')}"
             self._executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
             return
         rows = list(rows)
         if not rows:
             return
         source = self._pg_rows(columns, [c.name for c in columns])
-        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} AS v"
+        values = ", ".join(f"v.{c.name}" for c in columns)
+        if numbered is not None:
+            names += f", {numbered.name}"
+            values += f", {_next_number(table, numbered, key, f'v.{key}')}"
+        sql = f"INSERT INTO {table.name} ({names}) SELECT {values} FROM {source} AS v"
         self.conn.exec_driver_sql(sql, (json.dumps(rows),))
 
     def update_where(
@@ -214,3 +230,12 @@ class Bulk:
 def _bumped(counter: Column[Any] | None) -> str:
     """The SET clause's tail that moves ``counter`` by one (nothing without one)."""
     return "" if counter is None else f", {counter.name} = {counter.name} + 1"
+
+
+def _next_number(table: Table, column: Column[Any], key: str, value: str) -> str:
+    """SQL for one more than the highest ``column`` of ``table``'s rows whose ``key`` is
+    ``value`` (1 for none): read from the end of an index on ``(key, column)``."""
+    return (
+        f"(SELECT coalesce(max(n.{column.name}), 0) + 1 FROM {table.name} AS n"
+        f" WHERE n.{key} = {value})"
+    )

@@ -26,9 +26,9 @@ from batchwatch.store.rows import (
 from batchwatch.store.schema import jobs, progress, sync_state, transitions
 from batchwatch.transitions import Changes, JobWrite, Point, replaces_newest
 
-#: A progress row as this module writes it: its key (the job, the sample's number within it),
-#: the columns users read, then the job's status.
-_SAMPLE_COLUMNS = (progress.c.job_id, progress.c.seq, *_PROGRESS_COLUMNS[1:], progress.c.status)
+#: A new progress row as this module writes it: the columns users read, then the job's status
+#: (its number within the job, ``seq``, is the database's: see ``Bulk.insert``).
+_SAMPLE_COLUMNS = (*_PROGRESS_COLUMNS, progress.c.status)
 #: What overwriting a job's newest sample sets, and the key of the row it overwrites.
 _SAMPLE_VALUES = _PROGRESS_COLUMNS[1:]
 _SAMPLE_KEY = (progress.c.job_id, progress.c.seq)
@@ -172,12 +172,12 @@ class Writer:
         ``transitions.replaces_newest`` decides from the job's last two stored samples. A new
         row is numbered after the job's newest stored sample (1 for a job without any)."""
         status = {w.job.id: w.job.status for w in changes.writes}
-        new = {w.job.id for w in changes.writes if w.is_new}
         # A job that is new, or moved to a status it never had, has no sample of that status:
-        # its sample is a new row whatever its tail. The tail of a job that moved is read all
-        # the same, for the number after its newest; a new job has none.
-        fresh = new | {t.job_id for t in changes.transitions}
-        stored = [p.job_id for p in changes.progress if p.job_id not in new]
+        # its sample is a new row whatever its tail, which is then not read.
+        fresh = {t.job_id for t in changes.transitions} | {
+            w.job.id for w in changes.writes if w.is_new
+        }
+        stored = [p.job_id for p in changes.progress if p.job_id not in fresh]
         tails = self._progress_tails(stored) if stored else {}
         time = self.bulk.time
         replaced: list[tuple[Any, ...]] = []
@@ -188,13 +188,13 @@ class Writer:
             values = (observed, c.total, c.completed, c.succeeded, c.failed)
             tail = tails.get(sample.job_id, [])
             point = Point(sample.observed_at, job_status, c)
-            if sample.job_id not in fresh and replaces_newest([p for _, p in tail], point):
+            if replaces_newest([p for _, p in tail], point):
                 replaced.append((*values, sample.job_id, tail[-1][0]))
             else:
-                seq = tail[-1][0] + 1 if tail else 1
-                added.append((sample.job_id, seq, *values, job_status.value))
+                added.append((sample.job_id, *values, job_status.value))
         self.bulk.update_where(progress, _SAMPLE_VALUES, _SAMPLE_KEY, replaced)
-        self.bulk.insert(progress, _SAMPLE_COLUMNS, added)
+        # (A sample a job: ``plan`` makes one per job, and a cycle's slices share no job.)
+        self.bulk.insert(progress, _SAMPLE_COLUMNS, added, numbered=progress.c.seq)
 
     def _progress_tails(self, job_ids: Sequence[str]) -> dict[str, list[tuple[int, Point]]]:
         """Each job's last two stored samples, oldest first, with their numbers (``seq``)."""
