@@ -54,12 +54,12 @@ class Writer:
     of round trips, not one per job.
     """
 
-    def __init__(self, conn: Connection, cache: RowCache | None = None) -> None:
+    def __init__(self, conn: Connection, cache: RowCache) -> None:
         self.conn = conn
         self.bulk = Bulk(conn)
         self.recorded: list[Transition] = []
         self._cache = cache
-        #: With a cache, what ``committed`` tells it: the version of each row loaded; the rows
+        #: What ``committed`` tells the cache: the version of each row loaded; the rows
         #: decoded here, each at its version; the rows only seen again, each with the version
         #: it was loaded at and the instant it was seen; the rows rewritten otherwise.
         self._versions: dict[str, int] = {}
@@ -73,19 +73,17 @@ class Writer:
         found: dict[str, StoredJob] = {}
         cache, versions = self._cache, self._versions
         wanted = list(job_ids)
-        if cache is not None:
-            cached = [i for i in wanted if i in cache]
-            for job_id, version in self.bulk.select_in(jobs, _VERSION_COLUMNS, cached):
-                if (job := cache.at(job_id, version)) is not None:
-                    found[job_id] = job
-                    versions[job_id] = version
-            wanted = [i for i in wanted if i not in found]
+        cached = [i for i in wanted if i in cache]
+        for job_id, version in self.bulk.select_in(jobs, _VERSION_COLUMNS, cached):
+            if (job := cache.at(job_id, version)) is not None:
+                found[job_id] = job
+                versions[job_id] = version
+        wanted = [i for i in wanted if i not in found]
         decode = _JobDecoder()
         for row in self.bulk.select_in(jobs, _LOAD_COLUMNS, wanted):
             job = found[row[0]] = decode(row[:-1])
-            if cache is not None:
-                versions[row[0]] = row[-1]
-                self._decoded[row[0]] = (row[-1], job)
+            versions[row[0]] = row[-1]
+            self._decoded[row[0]] = (row[-1], job)
         return found
 
     def apply(self, changes: Changes, now: datetime, origin: JobOrigin) -> None:
@@ -113,8 +111,7 @@ class Writer:
         self.bulk.set_for_ids(
             jobs, jobs.c.last_seen_at, at, list(changes.touched), bump=jobs.c.row_version
         )
-        if self._cache is not None:
-            self._note_after(changes, now)
+        self._note_after(changes, now)
 
     def _note_after(self, changes: Changes, now: datetime) -> None:
         """What ``_write_jobs`` did to each row, for the cache (see ``committed``)."""
@@ -217,8 +214,6 @@ class Writer:
         """Called once the transaction committed: the cache learns the rows it decoded, the
         rows it only saw again, and forgets the rows it rewrote otherwise."""
         cache = self._cache
-        if cache is None:
-            return
         for version, job in self._decoded.values():
             cache.put(version, job)
         for job_id, version, at in self._seen:
@@ -228,8 +223,7 @@ class Writer:
 
     def retain_cached(self, job_ids: Iterable[str]) -> None:
         """Let the cache keep only ``job_ids`` (see ``RowCache.retain``)."""
-        if self._cache is not None:
-            self._cache.retain(job_ids)
+        self._cache.retain(job_ids)
 
     def mark_deleted(self, job_id: str, now: datetime) -> None:
         self._rewritten.add(job_id)

@@ -42,6 +42,7 @@ from batchwatch.models import (
 )
 from batchwatch.providers.mistral.wire import job_to_json
 from batchwatch.store import JobQuery, Store, Writer
+from batchwatch.store.rowcache import RowCache
 from batchwatch.store.schema import jobs
 from batchwatch.transitions import plan
 from tests.helpers import remote
@@ -142,7 +143,7 @@ def test_every_read_of_a_job_gives_back_the_record_written(history: Store) -> No
         assert found == job
         assert found is not None and found.first_seen_at.tzinfo is not None
     with history.engine.begin() as conn:
-        assert Writer(conn).load(list(expected)) == expected
+        assert Writer(conn, RowCache()).load(list(expected)) == expected
     listed, total = history.list_jobs(JobQuery(page_size=10))
     assert total == 4 and listed == [expected[j.id] for j in listed]
     assert history.stored_statuses([RICH, NO_HISTORY, UNKNOWN]) == {
