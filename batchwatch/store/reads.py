@@ -26,7 +26,7 @@ from batchwatch.models import (
 from batchwatch.store.bulk import Bulk
 from batchwatch.store.engine import _unavailable
 from batchwatch.store.rows import (
-    _JOB_COLUMNS,
+    _JOB_READ,
     _PROGRESS_READ,
     _TRANSITION_READ,
     _JobDecoder,
@@ -35,7 +35,7 @@ from batchwatch.store.rows import (
 )
 from batchwatch.store.schema import jobs, progress, sync_state, transitions
 
-_GET_JOB = select(*_JOB_COLUMNS).where(jobs.c.id == bindparam("job_id"))
+_GET_JOB = select(*_JOB_READ).where(jobs.c.id == bindparam("job_id"))
 _HAS_JOB = select(jobs.c.id).where(jobs.c.id == bindparam("job_id"))
 # (job_id, seq) is unique: its index serves this, in order.
 _JOB_TRANSITIONS = (
@@ -127,7 +127,7 @@ class Reads:
             if q.newest_first
             else (jobs.c.created_at.asc(), jobs.c.id.asc())
         )
-        page = select(*_JOB_COLUMNS).where(where).order_by(*order)
+        page = select(*_JOB_READ).where(where).order_by(*order)
         page = page.limit(q.page_size).offset(q.page * q.page_size)
         with self.reading() as conn:  # one transaction (SQLite: one snapshot for both)
             total = conn.execute(select(func.count()).select_from(jobs).where(where)).scalar_one()

@@ -15,7 +15,8 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import JSON, Column, ColumnElement, Text, cast, type_coerce
+from sqlalchemy.types import NullType
 
 from batchwatch.models import (
     BatchError,
@@ -119,6 +120,21 @@ _NEW_JOB_COLUMNS = (
 )
 #: A whole job row: the ``RemoteJob`` fields, then (its last five) ``StoredJob``'s own.
 _JOB_COLUMNS = (*_NEW_JOB_COLUMNS, jobs.c.deleted_upstream_at)
+
+
+def _as_stored(column: Column[Any]) -> ColumnElement[Any]:
+    """``column`` selected as the driver returns its stored form (JSON as its text, a
+    timestamp as SQLite's text or psycopg's datetime), not decoded by SQLAlchemy for every
+    row: ``_JobDecoder`` decodes a value many rows share once."""
+    if isinstance(column.type, JSON):
+        return cast(column, Text).label(column.name)
+    return type_coerce(column, NullType()).label(column.name)
+
+
+#: ``_JOB_COLUMNS`` as a read selects them, for ``_JobDecoder``. Measured in one process on
+#: figure 7's list read (a 100-job ``status=SUCCESS`` page of 5,000 jobs): ``list_jobs``
+#: 3.8-4.3 ms with SQLAlchemy decoding each row's JSON and timestamps, 2.8 ms so.
+_JOB_READ = tuple(_as_stored(c) for c in _JOB_COLUMNS)
 
 
 def _snapshot(job: RemoteJob, transition_count: int) -> tuple[Any, ...]:

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, text
 
 from batchwatch.api.app import create_app
+from batchwatch.api.reads import INLINE_ROWS
 from batchwatch.api.schemas import (
     BatchJobOut,
     ListBatchJobsOut,
@@ -276,9 +277,10 @@ def test_big_pages_are_read_in_a_worker_thread_small_ones_on_the_loop(
         return real(q)
 
     monkeypatch.setattr(history, "list_jobs", spy)
+    _get(http, f"/v1/batch/jobs?page_size={INLINE_ROWS}")
+    _get(http, f"/v1/batch/jobs?page_size={INLINE_ROWS + 1}")
     _get(http, "/v1/batch/jobs?page_size=100")
-    _get(http, "/v1/batch/jobs?page_size=1000")
-    assert on_loop == [history.is_sqlite, False]
+    assert on_loop == [history.is_sqlite, False, False]
 
 
 def test_status_and_model_page_reads_its_own_index(sqlite_url: str) -> None:
