@@ -202,7 +202,7 @@ def _add_simulate(add: AddCommand) -> None:
         metavar="SPEC",
         type=_fault_option("parse_fault_spec"),
         help="inject upstream faults: comma-separated name:rate, e.g. 429:0.05,reset:0.01 "
-        "(names: 429 500 502 503 504 stall reset drop_create truncate garbage "
+        "(names: 429 500 502 503 504 stall slow reset drop_create truncate garbage "
         "missing_field unknown_status; GET /_sim/faults shows them)",
     )
     sim.add_argument(
@@ -218,7 +218,7 @@ def _add_simulate(add: AddCommand) -> None:
         "--stall-seconds",
         type=_fault_option("parse_stall_seconds"),
         metavar="SECONDS",
-        help="how long a stall delays its response (default 5)",
+        help="how long a stall delays its response, or a slow one trickles out (default 5)",
     )
 
 

@@ -14,7 +14,8 @@ The modules, split along responsibilities, each importing only those above it:
 * ``settings``: ``SimulatorSettings``, the one frozen settings object.
 * ``lifecycle``: a job's plan and status timeline, pure functions of the clock.
 * ``files``: the Files API store, uploads, and the requests a batch reads.
-* ``results``: the output and error files a finished job writes.
+* ``bodies``: plausible request and response bodies per endpoint (usage, padding).
+* ``results``: the output and error files a finished job writes; seeded jobs' input file.
 * ``jobs``: the job records (spec, held job, view serialised by ``wire``, list query).
 * ``fault_injector``: the rules in force, the seeded dice, the request log; ``/_sim/faults``.
 * ``simulation``: all the state behind one lock, and the operations the routes call.

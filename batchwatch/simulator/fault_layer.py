@@ -14,8 +14,8 @@ import asyncio
 import json
 import socket
 import struct
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
@@ -45,6 +45,7 @@ REQUIRED_FIELDS = {
              "source"),
 }  # fmt: skip
 TRANSPORT_EXTENSION = "batchwatch.transport"
+SLOW_PIECES = 20  # a slow body goes out in this many pieces, evenly spread over the time
 
 
 def route_key(routes: Sequence[BaseRoute], scope: Scope) -> str:
@@ -58,15 +59,27 @@ def route_key(routes: Sequence[BaseRoute], scope: Scope) -> str:
 
 @dataclass(slots=True)
 class _Reply:
-    """A response captured from the app, to be altered before it is sent."""
+    """A response captured from the app, to be altered before it is sent. The body is kept
+    as the chunks the app sent: a download's are slices of the stored file, not a copy."""
 
     status: int = 500
     headers: list[tuple[bytes, bytes]] | None = None
-    body: bytes = b""
+    chunks: list[bytes | memoryview] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
+
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
 
     def header_list(self, content_length: int) -> list[tuple[bytes, bytes]]:
         kept = [(k, v) for k, v in self.headers or () if k.lower() != b"content-length"]
         return [*kept, (b"content-length", str(content_length).encode())]
+
+    def start(self, content_length: int) -> Message:
+        headers = self.header_list(content_length)
+        return {"type": "http.response.start", "status": self.status, "headers": headers}
 
 
 class FaultLayer:
@@ -99,8 +112,10 @@ class FaultLayer:
             self.count(route)  # answered here, unprocessed
             await self._unprocessed(rule, scope, receive, send)
         elif rule.fault == "stall":
-            seconds = DEFAULT_STALL_SECONDS if rule.stall_seconds is None else rule.stall_seconds
-            await self.app(scope, receive, _delayed(send, seconds))
+            await self.app(scope, receive, _delayed(send, _stall_seconds(rule)))
+        elif rule.fault == "slow":
+            reply = await self._capture(scope, receive)
+            await _trickle(reply, send, _stall_seconds(rule))
         elif rule.fault == "drop_create":
             await self._capture(scope, receive)
             await _hang_up(scope, receive, reset=False)
@@ -130,21 +145,19 @@ class FaultLayer:
     ) -> None:
         reply = await self._capture(scope, receive)
         if rule.fault == "truncate":
-            claimed = len(reply.body) or 1
-            await send({"type": "http.response.start", "status": reply.status,
-                        "headers": reply.header_list(claimed)})  # fmt: skip
-            part = reply.body[: len(reply.body) // 2]
-            await send({"type": "http.response.body", "body": part, "more_body": True})
+            size = reply.size
+            await send(reply.start(size or 1))  # the full length, however little follows
+            halves = _pieces(reply.chunks, size // 2)
+            if halves:
+                await _send_body(send, halves[0], more=True)
             await _hang_up(scope, receive, reset=False)  # FIN once the part is flushed
             return
         body = _rewritten(reply, rule.fault, entry.pick)
         if body is None:
             self.injector.refund(entry)
-        else:
-            reply.body = body
-        await send({"type": "http.response.start", "status": reply.status,
-                    "headers": reply.header_list(len(reply.body))})  # fmt: skip
-        await send({"type": "http.response.body", "body": reply.body})
+            body = reply.body()
+        await send(reply.start(len(body)))
+        await send({"type": "http.response.body", "body": body})
 
     async def _capture(self, scope: Scope, receive: Receive) -> _Reply:
         reply = _Reply()
@@ -152,8 +165,8 @@ class FaultLayer:
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 reply.status, reply.headers = message["status"], list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                reply.body += message.get("body", b"")
+            elif message["type"] == "http.response.body" and message.get("body"):
+                reply.chunks.append(message["body"])
 
         await self.app(scope, receive, capture)
         return reply
@@ -165,6 +178,47 @@ class FaultLayer:
             await send(message)
 
         return recording
+
+
+def _stall_seconds(rule: FaultRule) -> float:
+    return DEFAULT_STALL_SECONDS if rule.stall_seconds is None else rule.stall_seconds
+
+
+def _pieces(chunks: Iterable[bytes | memoryview], size: int) -> list[list[memoryview]]:
+    """The body cut into consecutive pieces of ``size`` bytes (the last may be shorter),
+    each a list of slices of the chunks: cutting copies nothing."""
+    if size <= 0:
+        return []
+    pieces: list[list[memoryview]] = [[]]
+    room = size
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            if room == 0:
+                pieces.append([])
+                room = size
+            pieces[-1].append(view[:room])
+            room -= len(pieces[-1][-1])
+            view = view[len(pieces[-1][-1]) :]
+    return pieces if pieces[0] else []
+
+
+async def _send_body(send: Send, part: Iterable[memoryview], *, more: bool) -> None:
+    for view in part:
+        await send({"type": "http.response.body", "body": view, "more_body": True})
+    if not more:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _trickle(reply: _Reply, send: Send, seconds: float) -> None:
+    """``slow``: the headers at once, then the body in ``SLOW_PIECES`` pieces with equal
+    pauses before each, so that the whole body takes ``seconds``."""
+    size = reply.size
+    await send(reply.start(size))
+    pieces = _pieces(reply.chunks, -(-size // SLOW_PIECES)) or [[]]
+    for index, part in enumerate(pieces):
+        await asyncio.sleep(seconds / len(pieces))
+        await _send_body(send, part, more=index < len(pieces) - 1)
 
 
 def _delayed(send: Send, seconds: float) -> Send:
@@ -203,7 +257,7 @@ def _rewritten(reply: _Reply, fault: str, pick: float) -> bytes | None:
     if reply.status != 200:
         return None
     try:
-        body = json.loads(reply.body)
+        body = json.loads(reply.body())
     except ValueError:
         return None
     if not isinstance(body, dict):

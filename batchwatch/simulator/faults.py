@@ -13,12 +13,16 @@ What the client sees, and how each fault is produced at the socket level:
                    Not processed.
 ``stall``          processed at once, then the response waits ``stall_seconds`` before its
                    first byte: a client with a shorter timeout times out.
+``slow``           processed; the headers go out at once, then the body trickles out in 20
+                   pieces with equal pauses, taking ``stall_seconds`` in all: a download
+                   that is slow but never silent for long.
 ``reset``          not processed; the socket is closed with ``SO_LINGER`` 0, so the kernel
                    sends an RST and the client gets "connection reset" with no response.
 ``drop_create``    ``POST /v1/batch/jobs`` only: the job *is* created, then the connection is
                    closed (FIN) without a byte of response: the lost-response case.
 ``truncate``       processed; the real headers go out with the full ``Content-Length``, then
-                   half the body, then a FIN: the client's read is incomplete.
+                   half the body, then a FIN: the client's read is incomplete. On a
+                   download too, however big the file.
 ``garbage``        not processed; a 200 whose body is a proxy's HTML page, not JSON.
 ``missing_field``  processed; each job (or file) object of the 200 body, or the list's
                    ``total`` when ``data`` is empty, lacks one required field, picked by the
@@ -29,6 +33,10 @@ What the client sees, and how each fault is produced at the socket level:
 
 A body fault (``missing_field``, ``unknown_status``) on a response that is not a 200 JSON
 object (a 404, say) leaves it alone and is not counted as fired.
+
+Every fault applies to the download route (``GET /v1/files/{file_id}/content``) except the
+body faults, which need a JSON body. A file that answers 404 is not a fault: delete it
+(``DELETE /v1/files/{file_id}`` or ``Simulation.delete_file``), as an expired result.
 
 Control: ``Simulation.faults`` (a ``FaultInjector``) in-process; ``GET/POST/DELETE
 /_sim/faults`` over HTTP; ``batchwatch simulate --faults 429:0.05,reset:0.01``.
@@ -49,7 +57,7 @@ ERROR_FAULTS: dict[str, tuple[int, str]] = {
     "504": (504, "Gateway timeout: the upstream service took too long to answer"),
 }
 FAULTS = (
-    "429", *ERROR_FAULTS, "stall", "reset", "drop_create", "truncate", "garbage",
+    "429", *ERROR_FAULTS, "stall", "slow", "reset", "drop_create", "truncate", "garbage",
     "missing_field", "unknown_status",
 )  # fmt: skip
 DEFAULT_RETRY_AFTER = 1.0
@@ -78,7 +86,7 @@ class FaultRule:
     times: int | None = None
     route: str = "*"
     retry_after: float | None = None  # 429 and 503; whole seconds, default 1
-    stall_seconds: float | None = None  # stall; default 5
+    stall_seconds: float | None = None  # stall: the wait; slow: the whole body's; default 5
 
     def __post_init__(self) -> None:
         problem = next(_rule_problems(self), None)

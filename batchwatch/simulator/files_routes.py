@@ -1,12 +1,18 @@
-"""The Files API routes (``/v1/files``, docs/mistral-api.md §2), over the ``Simulation``."""
+"""The Files API routes (``/v1/files``, docs/mistral-api.md §2), over the ``Simulation``.
+
+A download streams the stored bytes in slices with the full ``Content-Length``, never a
+second copy of the file: a benchmark's result files pass 100 MB. A deleted file (the way a
+test makes a result file "expired upstream") answers 404 with Mistral's error body.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from batchwatch.simulator.files import (
     FileQuery,
@@ -94,7 +100,7 @@ def _add_file_routes(router: APIRouter, simulation: Simulation) -> None:
 
     # files_api_routes_download_file
     @router.get("/v1/files/{file_id}/content")
-    async def download_file(file_id: uuid.UUID) -> Response:
+    async def download_file(file_id: uuid.UUID) -> StreamingResponse:
         return _download(simulation.get_file(str(file_id)))
 
     # files_api_routes_get_signed_url: points at the unauthenticated /_sim download below.
@@ -107,14 +113,26 @@ def _add_file_routes(router: APIRouter, simulation: Simulation) -> None:
         return JSONResponse({"url": f"{url}?expiry={expiry}"})
 
     @router.get("/_sim/files/{file_id}/content", name="signed_download")
-    async def signed_download(file_id: uuid.UUID) -> Response:
+    async def signed_download(file_id: uuid.UUID) -> StreamingResponse:
         return _download(simulation.get_file(str(file_id)))
 
 
-def _download(file: StoredFile) -> Response:
-    disposition = f'attachment; filename="{file.filename}"'
-    return Response(
-        file.content,
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": disposition},
+# Slices this size keep uvicorn's write buffer (it waits for the socket to drain before
+# each send) to about one slice, however big the file.
+DOWNLOAD_CHUNK_BYTES = 256 * 1024
+
+
+def _download(file: StoredFile) -> StreamingResponse:
+    headers = {
+        "Content-Disposition": f'attachment; filename="{file.filename}"',
+        "Content-Length": str(len(file.content)),
+    }
+    return StreamingResponse(
+        _slices(file.content), media_type="application/octet-stream", headers=headers
     )
+
+
+async def _slices(content: bytes) -> AsyncIterator[memoryview]:
+    view = memoryview(content)
+    for start in range(0, len(view), DOWNLOAD_CHUNK_BYTES):
+        yield view[start : start + DOWNLOAD_CHUNK_BYTES]

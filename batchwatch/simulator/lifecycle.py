@@ -7,12 +7,19 @@ outcome: SUCCESS (all done), FAILED (job-level failure half-way, one entry in ``
 TIMEOUT_EXCEEDED (stops at 80% of the requests). A cancel of a QUEUED/RUNNING job freezes
 the counters, shows CANCELLATION_REQUESTED at once and CANCELLED ``cancel_seconds`` later.
 Request ``i`` (0-based) fails when ``floor((i+1)*rate) > floor(i*rate)``, so ``failed ==
-floor(completed*rate)`` always.
+floor(completed*rate)`` always. A failed request is reported in one of two forms a client
+must both handle (``results`` writes them): a line of the error file, or a line of the output
+file with a non-2xx ``status_code``. The ``k``-th failure (0-based) goes to the error file
+when ``ceil((k+1)*share) > ceil(k*share)``, so of ``f`` failures ``ceil(f*share)`` are in the
+error file and the rest in the output file; with the default share of 0.5 they alternate,
+the first in the error file.
 
 Simulator-only directives, as job metadata (legal upstream, echoed back unchanged):
 ``sim_outcome`` = SUCCESS | FAILED | TIMEOUT_EXCEEDED (default SUCCESS), ``sim_queue_seconds``
 and ``sim_run_seconds`` (floats as strings; override the settings), ``sim_failure_rate``
-(fraction of requests that fail, default "0"). A bad value is a 400.
+(fraction of requests that fail, default "0"), ``sim_error_file_share`` (fraction of the
+failures written to the error file rather than as non-2xx output lines, default "0.5"). A bad
+value is a 400.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ class JobPlan:
     outcome: JobStatus
     total_requests: int
     failure_rate: float = 0.0
+    error_file_share: float = 0.5
+    pad_bytes: int = 0  # characters added to each answer's text (benchmarks' big files)
 
     @property
     def starts_at(self) -> float:
@@ -63,6 +72,17 @@ class JobPlan:
 
     def request_failed(self, index: int) -> bool:
         return self.failed_among(index + 1) > self.failed_among(index)
+
+    def in_error_file(self, index: int) -> bool:
+        """Request ``index`` failed and is reported in the error file (not the output)."""
+        if not self.request_failed(index):
+            return False
+        ordinal = self.failed_among(index)  # failures before this one
+        return self.error_lines_among(ordinal + 1) > self.error_lines_among(ordinal)
+
+    def error_lines_among(self, failures: int) -> int:
+        """How many of the first ``failures`` failures are error-file lines."""
+        return math.ceil(failures * self.error_file_share - 1e-9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +165,7 @@ def plan_job(
         outcome=JobStatus(outcome),
         total_requests=total,
         failure_rate=_directive(directives, "sim_failure_rate", 0.0, upper=1.0),
+        error_file_share=_directive(directives, "sim_error_file_share", 0.5, upper=1.0),
     )
 
 

@@ -11,7 +11,10 @@ control routes (the files' are in ``files_routes``, the faults' in ``fault_injec
 
 Control routes, no auth: ``GET /_sim/jobs/{id}/history`` (the true status sequence),
 ``GET /_sim/stats`` and ``POST /_sim/stats/reset`` (``/v1`` requests per route template),
-``POST /_sim/jobs/bulk`` (seed many jobs without files, for benchmarks).
+``POST /_sim/jobs/bulk`` (seed many jobs, for benchmarks: ``count``, ``endpoint``, ``model``,
+``total_requests``, ``metadata`` with the ``sim_*`` directives, ``created_by``, and
+``pad_bytes``, characters of filler added to each answer so that, say, a 100,000-request job
+with ``pad_bytes`` 1000 writes an output file over 100 MB; they read one synthetic input file).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class BulkSeedIn(BaseModel):
     total_requests: Annotated[int, Field(ge=1)] = 10
     metadata: dict[MetadataKey, MetadataValue] | None = None
     created_by: Literal["me", "other"] = "me"
+    pad_bytes: Annotated[int, Field(ge=0, le=10_000_000)] = 0
 
 
 _LIST_PARAMS = frozenset(
@@ -154,7 +158,9 @@ def control_router(simulation: Simulation) -> APIRouter:
     @router.post("/jobs/bulk")
     async def seed(body: BulkSeedIn) -> JSONResponse:
         spec = JobSpec(endpoint=body.endpoint, model=body.model, metadata=body.metadata)
-        ids = simulation.seed_jobs(body.count, spec, body.total_requests, body.created_by)
+        ids = simulation.seed_jobs(
+            body.count, spec, body.total_requests, body.created_by, pad_bytes=body.pad_bytes
+        )
         return JSONResponse({"ids": ids})
 
     return router

@@ -5,9 +5,11 @@ and the operations the routes call.
   in CANCELLATION_REQUESTED or CANCELLED returns it unchanged; any other terminal job gets
   a 400.
 * Result files. A finished job that completed any request (always, for SUCCESS) gets an
-  ``output_file`` with the succeeded requests, and an ``error_file`` when one failed (their
-  lines: ``results``). ``?inline=true`` on an inline job returns the output file's lines as
-  ``outputs``.
+  ``output_file`` with the requests that got a response (2xx or not), and an ``error_file``
+  when a failure is reported there (their lines: ``results``). ``?inline=true`` on an inline
+  job returns the output file's lines as ``outputs``.
+* Seeded jobs (``seed_jobs``) read one synthetic input file per seeding, listed in their
+  ``input_files`` and downloadable like an upload; ``pad_bytes`` pads their answers.
 * An unknown input file is a 404 with Mistral's error body; input files without any request
   are a 400.
 * Jobs created through the API belong to the caller (``created_by_me``); ``seed_jobs`` can
@@ -52,7 +54,7 @@ from batchwatch.simulator.lifecycle import (
     status_at,
     timeline,
 )
-from batchwatch.simulator.results import ResultSource, result_file
+from batchwatch.simulator.results import ResultSource, result_file, synthetic_input_file
 from batchwatch.simulator.settings import SimulatorSettings
 
 _CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
@@ -122,12 +124,23 @@ class Simulation:
             return self._view(job, now)
 
     def seed_jobs(
-        self, count: int, spec: JobSpec, total_requests: int, owner: str = "me"
+        self,
+        count: int,
+        spec: JobSpec,
+        total_requests: int,
+        owner: str = "me",
+        *,
+        pad_bytes: int = 0,
     ) -> list[str]:
-        """``count`` jobs with synthetic requests, inserted in one go (benchmarks)."""
+        """``count`` jobs with synthetic requests, inserted in one go (benchmarks). They
+        share one synthetic input file (rendered on first read) unless ``spec`` names input
+        files; ``pad_bytes`` characters of filler lengthen each answer (``bodies``)."""
         with self._lock:
             now = self._advance()
             plan = plan_job(self.settings, spec.metadata, now, total_requests)
+            plan = replace(plan, pad_bytes=pad_bytes)
+            if count and not spec.input_files:
+                spec = replace(spec, input_files=(self._synthetic_input(spec, plan),))
             ids = [self._insert(spec, owner, plan, None).id for _ in range(count)]
             self._order.extend((now, job_id) for job_id in ids)
             self._order.sort()
@@ -255,6 +268,15 @@ class Simulation:
             lines.extend(parse_request_lines(stored.content))
         return tuple(lines)
 
+    def _synthetic_input(self, spec: JobSpec, plan: JobPlan) -> str:
+        file_id = str(uuid.uuid4())
+        render = partial(
+            synthetic_input_file,
+            file_id, spec.endpoint, spec.model, plan.total_requests, plan.created_at,
+        )  # fmt: skip
+        self._files.add_lazy(file_id, render)
+        return file_id
+
     def _insert(
         self, spec: JobSpec, owner: str, plan: JobPlan, requests: tuple[RequestLine, ...] | None
     ) -> SimJob:
@@ -299,14 +321,15 @@ class Simulation:
             endpoint=job.spec.endpoint,
             model=job.spec.model,
             requests=job.requests,
+            plan=job.plan,
             processed=state.completed,
-            is_failed=job.plan.request_failed,
             finished_at=state.completed_at or now,
         )
         has_output = bool(state.completed) or state.status is JobStatus.SUCCESS
+        has_errors = bool(job.plan.error_lines_among(state.failed))
         self._results[job.id] = (
             self._lazy_result(source, errors=False) if has_output else None,
-            self._lazy_result(source, errors=True) if state.failed else None,
+            self._lazy_result(source, errors=True) if has_errors else None,
         )
 
     def _lazy_result(self, source: ResultSource, *, errors: bool) -> str:
