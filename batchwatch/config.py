@@ -23,28 +23,6 @@ from annotated_types import Ge, Gt, Le
 
 from batchwatch.errors import ConfigError
 
-__all__ = [
-    "ENV_CONFIG",
-    "ENV_PREFIX",
-    "SECTION_KEYS",
-    "ApiSettings",
-    "ClientSettings",
-    "ConfigError",
-    "DatabaseSettings",
-    "LogSettings",
-    "MistralSettings",
-    "Settings",
-    "TrackingSettings",
-    "api_url",
-    "config_problems",
-    "default_state_dir",
-    "env_override_name",
-    "find_config_file",
-    "load_client_settings",
-    "load_settings",
-    "validate_settings",
-]
-
 ENV_CONFIG = "BATCHWATCH_CONFIG"
 ENV_PREFIX = "BATCHWATCH_"
 
@@ -119,6 +97,30 @@ class LogSettings:
     format: Literal["json", "console", "auto"] = "auto"
 
 
+@dataclass(frozen=True, slots=True)
+class ResultsSettings:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
+
+    #: Download every ended job's files and build its ledger.
+    download: bool = True
+    #: Where: ``{dir}/{job_id}/``; the state directory's ``results`` by default.
+    dir: Path | None = None
+    #: Jobs whose results are fetched at the same time.
+    concurrency: Annotated[int, Ge(1), Le(16)] = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSettings:
+    """``[prices."MODEL"]``: list prices in the account's currency per million tokens."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
+
+    input_per_million: Annotated[float, Ge(0)]
+    output_per_million: Annotated[float, Ge(0)]
+    #: The fraction taken off list prices for batch requests (Mistral bills them at half).
+    batch_discount: Annotated[float, Ge(0), Le(1)] = 0.5
+
+
 def default_state_dir() -> Path:
     """``$STATE_DIRECTORY`` under systemd, else the platform's per-user data directory."""
     systemd_dir = os.environ.get("STATE_DIRECTORY")
@@ -148,11 +150,18 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    results: ResultsSettings = field(default_factory=ResultsSettings)
+    #: Prices by model name: a table of tables, not a section of fixed keys.
+    prices: dict[str, PriceSettings] = field(default_factory=dict, metadata={"table": True})
     state_dir: Path = field(default_factory=default_state_dir, metadata=_NOT_A_KEY)
 
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.state_dir / 'batchwatch.db'}"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.results.dir or self.state_dir / "results"
 
     @property
     def token_file(self) -> Path:
@@ -171,7 +180,7 @@ def _keys(cls: type) -> frozenset[str]:
 SECTION_KEYS: dict[str, frozenset[str]] = {
     f.name: _keys(f.default_factory)  # type: ignore[arg-type]
     for f in fields(Settings)
-    if f.metadata.get("key", True)
+    if f.metadata.get("key", True) and not f.metadata.get("table")
 }
 
 

@@ -90,14 +90,17 @@ class Daemon:
         health = Health(s.tracking.poll_interval_seconds, datetime.now(UTC))
         metrics = self._metrics(health, store)
         # One client for the poller's thread, one for the API's request threads.
-        client, action_client = self._upstream(metrics), self._upstream(metrics)
+        client = self._upstream(metrics)
+        action_client = self._upstream(metrics, wait_with=client)
         self._closers += [client.close, action_client.close]
         scheduler = self._scheduler(client, store, health, metrics)
-        app = create_app(store, health, token, Actions(action_client, store))
+        app = create_app(store, health, token, Actions(action_client, store), s.prices)
         metrics.install(app)
         self._serve(app, sock)
         scheduler.start()
         self._closers.append(lambda: self._stop_scheduler(scheduler))
+        if s.results.download:
+            self._start_results(store, health, metrics, client)
         self.api_url = api_url(*sock.getsockname()[:2])
         log.info(
             "daemon_started",
@@ -131,7 +134,8 @@ class Daemon:
         store.on_recorded.append(metrics.recorded)
         return metrics
 
-    def _upstream(self, metrics: Metrics) -> MistralClient:
+    def _upstream(self, metrics: Metrics, wait_with: MistralClient | None = None) -> MistralClient:
+        """A client of Mistral; ``wait_with``: one whose ``Retry-After`` waits it shares."""
         from batchwatch.providers.mistral.client import MistralClient
         from batchwatch.providers.mistral.retry import RetryPolicy
 
@@ -145,7 +149,29 @@ class Daemon:
             stop=self.stop,
             observer=metrics.upstream,
             on_retry=metrics.retried,
+            wait_with=wait_with,
         )
+
+    def _start_results(
+        self, store: Store, health: Health, metrics: Metrics, poller: MistralClient
+    ) -> None:
+        """The results worker, on its own threads and HTTP client: never in a cycle's way."""
+        from batchwatch.results.worker import ResultsOptions, ResultsWorker
+
+        s = self.settings
+        client = self._upstream(metrics, wait_with=poller)
+        worker = ResultsWorker(
+            client,
+            store,
+            ResultsOptions(s.results_dir, concurrency=s.results.concurrency),
+            stop=self.stop,
+            on_problem=lambda reason: health.problem("results", reason),
+            on_result=metrics.result,
+            on_usage=metrics.used,
+        )
+        store.on_recorded.append(worker.recorded)
+        worker.start()
+        self._closers += [client.close, worker.shutdown]
 
     def _scheduler(
         self, client: MistralClient, store: Store, health: Health, metrics: Metrics

@@ -1,7 +1,8 @@
 """``batchwatch demo``: the whole loop on a fresh machine, no API key needed.
 
 Starts the simulator and a daemon on a temporary database, submits a few jobs that end in
-different ways, shows them progressing live, prints each job's history and exits 0.
+different ways, shows them progressing live, prints each job's history and the ledger of its
+requests, retries the failed requests of one, and exits 0.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -135,6 +137,61 @@ def _print_histories(local: LocalClient, jobs: list[RemoteJob], out: Console) ->
         out.print(transitions_table(local.transitions(job.id), title=None))
 
 
+def _results(local: LocalClient, job_id: str, seconds: float = 20.0) -> dict[str, Any]:
+    """The job's results once fetched (ready or unavailable), or as they stand at the end."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = local.results(job_id)
+        if found["state"] in ("ready", "unavailable") or time.monotonic() > deadline:
+            return found
+        time.sleep(0.25)
+
+
+def _show_results(local: LocalClient, jobs: list[RemoteJob], out: Console) -> None:
+    """The ledger of each job: its requests by outcome, as downloaded at its end."""
+    from rich.table import Table
+
+    table = Table(title="results, downloaded at every end", header_style="bold")
+    # (Fits 80 columns: a job whose results are not ready shows "-" counts.)
+    for name in ("NAME", "STATUS", "OK", "FAILED", "NOT RUN", "TOKENS"):
+        table.add_column(name, no_wrap=True)
+    for job in jobs:
+        found = _results(local, job.id)
+        c, u = found.get("counts") or {}, found.get("usage") or {}
+        table.add_row(
+            str((job.metadata or {}).get("job_name", job.id[:8])),
+            job.raw_status,
+            *(str(c.get(k, "-")) for k in ("succeeded", "failed", "not_run")),
+            f"{u['total_tokens']:,}" if u else "-",
+        )
+    out.print(table)
+
+
+def _retry_one(local: LocalClient, jobs: list[RemoteJob], out: Console) -> None:
+    """Retry the failed requests of the job that succeeded with failures, then show the
+    merged outcome: one final result per request across the parent and its child."""
+    from batchwatch.cli.results import merged
+
+    parent = next(
+        (j for j in jobs if (j.metadata or {}).get("job_name") == "summarise-tickets"), None
+    )
+    if parent is None or not (local.results(parent.id).get("counts") or {}).get("failed"):
+        return
+    child = local.retry(parent.id, ["failed", "not_run"])  # `batchwatch retry` does the same
+    out.print(f"retried its failed requests: child job {child.id}", soft_wrap=True)
+    deadline = time.monotonic() + 25
+    while not local.get_job(child.id).status.is_terminal and time.monotonic() < deadline:
+        time.sleep(0.25)
+    _results(local, child.id)
+    final = [row for _, row in merged(local, parent.id).values()]
+    outcomes = {o: sum(r["outcome"] == o for r in final) for o in ("succeeded", "failed")}
+    out.print(
+        f"merged with its retry: {len(final)} requests, {outcomes['succeeded']} succeeded,"
+        f" {outcomes['failed']} still failed (batchwatch results JOB --merged)",
+        soft_wrap=True,
+    )
+
+
 def run_demo(jobs: int = 5, keep: bool = False) -> int:
     jobs = max(1, min(jobs, 20))
     workdir = Path(tempfile.mkdtemp(prefix="batchwatch-demo-"))
@@ -166,6 +223,8 @@ def run_demo(jobs: int = 5, keep: bool = False) -> int:
         )
         final = _watch(local, ids, out)
         _print_histories(local, final, out)
+        _show_results(local, final, out)
+        _retry_one(local, final, out)
         ended = sum(job.status.is_terminal for job in final)
         out.print(f"{ended}/{len(ids)} jobs ended; every transition above was recorded once.")
         return 0 if ended == len(ids) else 1

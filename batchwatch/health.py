@@ -54,6 +54,16 @@ class Health:
         self._failures = 0
         self._cycles = 0
         self._cycle_started_at: datetime | None = None
+        #: Other parts' standing problems (the results directory full, say), by source.
+        self._problems: dict[str, str] = {}
+
+    def problem(self, source: str, reason: str | None) -> None:
+        """``source``'s standing problem, reported until it says None."""
+        with self._lock:
+            if reason is None:
+                self._problems.pop(source, None)
+            else:
+                self._problems[source] = redact(reason)
 
     def cycle_started(self, at: datetime) -> None:
         with self._lock:
@@ -94,6 +104,7 @@ class Health:
             if now - reference > self._stale_after:
                 what = "last successful poll" if self._last_success_at else "no successful poll"
                 reasons.append(f"{what} for {int((now - reference).total_seconds())}s")
+            reasons += self._problems.values()
             return HealthSnapshot(
                 status="degraded" if reasons else "ok",
                 reasons=tuple(reasons),

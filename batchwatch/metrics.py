@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchwatch.health import Health
 from batchwatch.logs import get_logger
-from batchwatch.models import Transition
+from batchwatch.models import TokenUsage, Transition
 
 log = get_logger("batchwatch.metrics")
 
@@ -98,6 +98,18 @@ class Metrics:
             registry=r,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
+        self.result_downloads = Counter(
+            "batchwatch_result_downloads",
+            "Attempts at a job's results by how they ended (ready, failed, unavailable)",
+            ["result"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "batchwatch_tokens",
+            "Tokens of the requests of jobs whose results were fetched, by model and kind",
+            ["model", "kind"],
+            registry=r,
+        )
         self.api_requests = Counter(
             "batchwatch_api_requests",
             "Local API requests by route and status",
@@ -132,6 +144,16 @@ class Metrics:
     def cycle(self, ok: bool, seconds: float) -> None:
         self.poll_cycles.labels("ok" if ok else "failed").inc()
         self.poll_duration.observe(seconds)
+
+    def result(self, result: str) -> None:
+        self.result_downloads.labels(result).inc()
+
+    def used(self, model: str | None, usage: TokenUsage) -> None:
+        for kind, count in (
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+        ):
+            self.tokens.labels(model or "", kind).inc(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

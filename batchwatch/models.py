@@ -258,3 +258,63 @@ class ActionRecord:
     requested_at: datetime
     status_after: str
     id: int | None = None
+
+
+# ---- results of ended jobs ---------------------------------------------------------------
+
+
+class ResultsState(enum.StrEnum):
+    PENDING = "pending"  # to be fetched (again, after a failed attempt, at next_attempt_at)
+    DOWNLOADING = "downloading"  # an attempt is running
+    READY = "ready"  # every file on disk with its sha256, the ledger complete
+    UNAVAILABLE = "unavailable"  # a file is gone upstream (``reason``); not tried again
+
+
+class Outcome(enum.StrEnum):
+    """What became of one request of a job."""
+
+    SUCCEEDED = "succeeded"  # a 2xx response
+    FAILED = "failed"  # an error line, or a non-2xx response
+    NOT_RUN = "not_run"  # in the input, in neither the output nor the error file
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFile:
+    """One downloaded file of a job's results, complete on disk."""
+
+    kind: str  # input | output | error
+    n: int  # the n-th file of its kind, from 1 (a job may have several inputs)
+    file_id: str | None  # None: inline outputs, written from the job itself
+    bytes: int
+    sha256: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCounts:
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    not_run: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobResults:
+    """Where fetching a job's results stands, and (once ready) what they hold."""
+
+    job_id: str
+    state: ResultsState
+    reason: str | None
+    attempts: int
+    next_attempt_at: datetime
+    updated_at: datetime
+    files: tuple[ResultFile, ...] = ()
+    counts: RequestCounts | None = None
+    usage: TokenUsage | None = None

@@ -110,6 +110,7 @@ class DaemonProcess:
             f'[database]\nurl = "{url}"\n'
             f'[api]\nport = {self.port}\ntoken_file = "{tmp_path / "token"}"\n'
             '[log]\nlevel = "info"\nformat = "json"\n'
+            f'[results]\ndir = "{tmp_path / "results"}"\n'
         )
         self.proc = self.start()
         self.headers = {"Authorization": f"Bearer {(tmp_path / 'token').read_text().strip()}"}

@@ -24,10 +24,13 @@ from batchwatch.api.guards import (
     database_unavailable,
 )
 from batchwatch.api.reads import read_router
+from batchwatch.api.results import results_router
 from batchwatch.api.schemas import COMMON_ERRORS, HealthOut
+from batchwatch.config import PriceSettings
 from batchwatch.errors import StoreUnavailable
 from batchwatch.health import Health
 from batchwatch.logs import redact
+from batchwatch.results.actions import ResultsActions
 from batchwatch.store import Store
 
 
@@ -36,6 +39,7 @@ def create_app(
     health: Health,
     token: str,
     actions: Actions | None = None,
+    prices: dict[str, PriceSettings] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="batchwatch",
@@ -53,6 +57,8 @@ def create_app(
     app.include_router(read_router(store), dependencies=[guard])
     if actions is not None:
         app.include_router(action_router(actions), dependencies=[guard])
+    acting = ResultsActions(actions) if actions is not None else None
+    app.include_router(results_router(store, acting, prices or {}), dependencies=[guard])
     _health_route(app, store, health)
     return app
 

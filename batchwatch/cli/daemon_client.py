@@ -110,6 +110,39 @@ class LocalClient:
     def track(self, job_id: str) -> RemoteJob:
         return parse_job(self._json("track", "POST", f"/v1/batch/jobs/{_segment(job_id)}/track"))
 
+    def results(self, job_id: str) -> dict[str, Any]:
+        return dict(self._json("results", "GET", f"/v1/batch/jobs/{_segment(job_id)}/results"))
+
+    def requests(
+        self, job_id: str, outcomes: Sequence[str] = (), page: int = 0, page_size: int = 1000
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of the job's ledger, and how many rows match."""
+        query = [("page", str(page)), ("page_size", str(page_size))]
+        query += [("outcome", outcome) for outcome in outcomes]
+        path = f"/v1/batch/jobs/{_segment(job_id)}/requests?{urlencode(query)}"
+        body = self._json("requests", "GET", path)
+        return list(body.get("data") or []), int(body.get("total") or 0)
+
+    def children(self, job_id: str) -> list[RemoteJob]:
+        """The jobs a retry of ``job_id`` created (tagged ``batchwatch_parent``)."""
+        query = urlencode({"page_size": "1000", "batchwatch_parent": job_id})
+        body = self._json("list_jobs", "GET", f"/v1/batch/jobs?{query}")
+        return [parse_job(item) for item in body.get("data") or []]
+
+    def retry(self, job_id: str, only: Sequence[str], key: str | None = None) -> RemoteJob:
+        payload = json.dumps({"only": list(only)}).encode()
+        headers = {"Content-Type": "application/json", **({"Idempotency-Key": key} if key else {})}
+        path = f"/v1/batch/jobs/{_segment(job_id)}/retry"
+        return parse_job(self._json("retry", "POST", path, payload, headers))
+
+    def delete(self, job_id: str, *, force: bool) -> dict[str, Any]:
+        path = f"/v1/batch/jobs/{_segment(job_id)}" + ("?force=true" if force else "")
+        return dict(self._json("delete_job", "DELETE", path))
+
+    def usage(self, since: str | None, group_by: str | None) -> list[dict[str, Any]]:
+        query = {k: v for k, v in (("since", since), ("group_by", group_by)) if v}
+        return self._data("usage", f"/v1/usage?{urlencode(query)}")
+
     # ---- plumbing -----------------------------------------------------------------------
 
     def _data(self, operation: str, path: str) -> list[dict[str, Any]]:

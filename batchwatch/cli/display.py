@@ -272,6 +272,7 @@ def job_details(
     transitions: Sequence[dict[str, Any]],
     samples: Sequence[dict[str, Any]],
     actions: Sequence[dict[str, Any]] = (),
+    results: RenderableType | None = None,
 ) -> list[RenderableType]:
     from rich.table import Table
 
@@ -295,6 +296,8 @@ def job_details(
         ("metadata", ", ".join(f"{k}={v}" for k, v in (job.metadata or {}).items()) or "-"),
     ]
     rows += [("error", f"{e.message} (x{e.count})") for e in job.errors]
+    if results is not None:
+        rows.append(("results", results))
     for name, value in rows:
         fields.add_row(name, value)
     parts: list[RenderableType] = [fields, transitions_table(transitions)]

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from batchwatch import __version__
-from batchwatch.cli import actions, queries, service
+from batchwatch.cli import actions, queries, results, service
 from batchwatch.cli.command import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     service.register(add)
     queries.register(add)
+    results.register(add)
     for p in actions.register(add, with_client):
         add_client_options(p)
     return parser

@@ -48,6 +48,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     transitions = client.transitions(args.job_id)
     samples = client.progress(args.job_id)
     actions = client.actions(args.job_id)
+    results = client.results(args.job_id)
     if args.json:
         print_json(
             {
@@ -55,12 +56,14 @@ def cmd_show(args: argparse.Namespace) -> int:
                 "transitions": transitions,
                 "progress": samples,
                 "actions": actions,
+                "results": results,
             }
         )
         return EXIT_OK
     from batchwatch.cli.display import console, job_details
+    from batchwatch.cli.results import results_text
 
-    for part in job_details(job, transitions, samples, actions):
+    for part in job_details(job, transitions, samples, actions, results_text(results)):
         console().print(part)
     return EXIT_OK
 

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table
-from sqlalchemy.types import JSON, BigInteger, Integer
+from sqlalchemy.types import JSON, BigInteger, Boolean, Integer
 
 from batchwatch.store.codecs import _pg_time, _sqlite_time
 from batchwatch.store.schema import UTCDateTime
@@ -43,6 +43,8 @@ def _pg_type(column: Column[Any]) -> str:
         return "timestamptz"
     if isinstance(kind, JSON):
         return "json"  # given as text holding JSON: ->> unwraps it, the cast parses it
+    if isinstance(kind, Boolean):
+        return "boolean"
     if isinstance(kind, BigInteger):
         return "bigint"
     if isinstance(kind, Integer):

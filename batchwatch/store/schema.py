@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -189,4 +190,75 @@ actions = Table(
     Column("status_after", String(64), nullable=False),
     # Serves "one job's actions, oldest first".
     Index("ix_actions_job_id_id", "job_id", "id"),
+)
+
+# ---- results (issue 11): files downloaded at a job's end, and the ledger of its requests --
+
+results = Table(
+    "results",
+    metadata,
+    # One row per ended job whose results batchwatch fetches: written by the results worker
+    # when it reads the job's terminal transition from the feed (``sync_state``'s
+    # ``results_cursor`` marks how far), so no ending is missed across restarts.
+    Column("job_id", String(64), ForeignKey("jobs.id"), primary_key=True),
+    Column("state", String(16), nullable=False),  # pending | downloading | ready | unavailable
+    # unavailable: why (a file gone upstream); pending: why the last attempt failed.
+    Column("reason", Text),
+    Column("attempts", Integer, nullable=False),
+    # pending: not tried again before this instant (backoff after a failed attempt).
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # ready: the ledger's counts and token totals, summed once at ingest.
+    Column("total", Integer),
+    Column("succeeded", Integer),
+    Column("failed", Integer),
+    Column("not_run", Integer),
+    Column("prompt_tokens", BigInteger),
+    Column("completion_tokens", BigInteger),
+    Column("total_tokens", BigInteger),
+    # Serves the worker's "the pending jobs due now, oldest due first".
+    Index("ix_results_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+result_files = Table(
+    "result_files",
+    metadata,
+    # Each file of a ready job's results, complete on disk under ``path`` with this sha256.
+    Column("job_id", String(64), ForeignKey("jobs.id"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # input | output | error
+    # Jobs can have several input files: the n-th of its kind, from 1.
+    Column("n", Integer, primary_key=True, autoincrement=False),
+    Column("file_id", String(64)),  # None: inline ``outputs``, not a file upstream
+    Column("bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("downloaded_at", UTCDateTime, nullable=False),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    # One row per request of a ready job (``results/ledger.py`` builds them), in the order
+    # of the files: output lines, error lines, then the requests that never ran.
+    Column("job_id", String(64), ForeignKey("jobs.id"), primary_key=True),
+    Column("n", Integer, primary_key=True, autoincrement=False),
+    Column("custom_id", Text),  # None only for a line whose custom_id could not be read
+    Column("outcome", String(16), nullable=False),  # succeeded | failed | not_run
+    Column("status_code", Integer),
+    Column("error_message", Text),
+    Column("error_code", Text),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("total_tokens", Integer),
+    # A line whose shape was not understood, as text: kept, never dropped.
+    Column("raw", Text),
+    # Where the row comes from: output, error or input (not_run), and the line's number.
+    Column("source", String(8), nullable=False),
+    Column("line", Integer, nullable=False),
+    # An earlier row of the job names the same custom_id: the request's row is the first.
+    Column("duplicate", Boolean, nullable=False),
+    # Serves "a job's failed requests, a page at a time" and the counts by outcome.
+    Index("ix_ledger_job_id_outcome_n", "job_id", "outcome", "n"),
+    # Serves the lineage of retries: a custom_id's result in a parent or a child.
+    Index("ix_ledger_job_id_custom_id", "job_id", "custom_id"),
 )

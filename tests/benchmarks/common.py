@@ -262,6 +262,11 @@ class Simulator:
     def requests_total(self) -> int:
         return int(self.session.get(f"{self.url}/_sim/stats", timeout=10).json()["total"])
 
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        answer = self.session.get(f"{self.url}/v1/batch/jobs/{job_id}", timeout=30)
+        answer.raise_for_status()
+        return dict(answer.json())
+
     def history(self, job_id: str) -> list[tuple[str, float]]:
         """The true status sequence so far: (status, instant it was entered)."""
         response = self.session.get(f"{self.url}/_sim/jobs/{job_id}/history", timeout=10)
@@ -298,6 +303,7 @@ class DaemonProcess:
             f'[database]\nurl = "{database_url}"\n'
             f'[api]\nport = {self.port}\ntoken_file = "{self.token_file}"\n'
             f'[log]\nlevel = "{log_level}"\nformat = "json"\n'
+            f'[results]\ndir = "{workdir / f"{name}-results"}"\n'
         )
         self.started = time.monotonic()
         self.proc = _spawn(

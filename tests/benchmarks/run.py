@@ -40,6 +40,7 @@ from tests.benchmarks import (
     memory,
     reads,
     requests_per_cycle,
+    results,
     writes,
 )
 from tests.benchmarks import progress as progress_history
@@ -55,6 +56,7 @@ FIGURES: dict[str, Figure] = {
     "memory": memory.figure,
     "discovery": discovery.figure,
     "progress": progress_history.figure,
+    "results": results.figure,
 }
 #: Figures that use the shared history + daemon of ``reads.fixture``.
 _USE_READS = frozenset({"reads", "cli"})

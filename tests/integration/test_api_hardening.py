@@ -390,6 +390,11 @@ def test_database_down_is_503_naming_it_on_every_route_that_uses_it(
             ("POST", "/v1/batch/jobs", create),
             ("POST", f"/v1/batch/jobs/{SOME_ID}/cancel", None),
             ("POST", f"/v1/batch/jobs/{on_simulator}/track", None),
+            ("GET", f"/v1/batch/jobs/{SOME_ID}/results", None),
+            ("GET", f"/v1/batch/jobs/{SOME_ID}/requests", None),
+            ("POST", f"/v1/batch/jobs/{SOME_ID}/retry", {}),
+            ("DELETE", f"/v1/batch/jobs/{SOME_ID}", None),
+            ("GET", "/v1/usage", None),
         ]
         seen = set()
         for method, path, body in calls:

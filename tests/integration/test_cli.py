@@ -260,9 +260,11 @@ def test_demo_into_a_pipe_keeps_tables_and_titles_whole() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     tops = [line for line in lines if "┏" in line]
-    assert len(tops) == 3  # the jobs, then each job's transitions
+    assert len(tops) == 4  # the jobs, each job's transitions, then their results
     assert all(line.startswith("┏") for line in tops)
     assert all(line.rstrip().endswith("┘") for line in lines if "┘" in line)
     for name in ("translate-catalogue", "summarise-tickets"):
         title = rf"{name} \({UUID}\): \d+ progress samples"
         assert any(re.fullmatch(title, line) for line in lines), f"{name}'s title is split"
+    merged = r"merged with its retry: 40 requests, \d+ succeeded, \d+ still failed .*"
+    assert any(re.fullmatch(merged, line) for line in lines), done.stdout[-2000:]

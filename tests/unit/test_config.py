@@ -57,9 +57,26 @@ def test_example_file_documents_every_key() -> None:
 
 def test_the_keys_are_the_settings_fields_less_the_resolved_ones() -> None:
     sections = {f.name: f for f in dataclasses.fields(Settings)}
-    assert set(SECTION_KEYS) == set(sections) - {"state_dir"}
+    # prices is a table of tables (one per model), not a section of fixed keys.
+    assert set(SECTION_KEYS) == set(sections) - {"state_dir", "prices"}
     mistral = {f.name for f in dataclasses.fields(type(Settings().mistral))}
     assert SECTION_KEYS["mistral"] == mistral - {"api_key"}
+
+
+def test_prices_are_read_per_model_and_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[prices."mistral-small-latest"]\ninput_per_million = 0.1\noutput_per_million = 0.3\n',
+    )
+    price = load_settings(path, env={}).prices["mistral-small-latest"]
+    assert (price.input_per_million, price.output_per_million, price.batch_discount) == (
+        0.1,
+        0.3,
+        0.5,
+    )
+    bad = write(tmp_path, "[prices.m]\ninput_per_million = -1\noutput_per_million = 0.3\n")
+    with pytest.raises(ConfigError, match=r"prices\.m\.input_per_million"):
+        load_settings(bad, env={})
 
 
 def test_file_values_and_sub_second_interval(tmp_path: Path) -> None:

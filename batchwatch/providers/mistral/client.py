@@ -7,8 +7,9 @@ never sees a raw response. Sessions, retries and error mapping are ``http.py``'s
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from batchwatch.providers.mistral.wire import (
     list_params,
     parse_file,
     parse_job,
+    parse_outputs,
 )
 
 __all__ = [
@@ -129,6 +131,24 @@ class MistralClient(HttpApi):
         )
         parse_file(body)  # a malformed answer fails here, at the edge
         return dict(body)
+
+    def file_content(
+        self, file_id: str, chunk_bytes: int = 1 << 20
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """A file's content, streamed: ``with client.file_content(id) as chunks: ...``."""
+        # Mistral: files_api_routes_download_file (GET /v1/files/{file_id}/content)
+        return self._stream("download_file", f"/v1/files/{_segment(file_id)}/content", chunk_bytes)
+
+    def inline_outputs(self, job_id: str) -> list[Any]:
+        """An inline job's ``outputs`` (``GET /v1/batch/jobs/{id}?inline=true``)."""
+        path = f"/v1/batch/jobs/{_segment(job_id)}"
+        return parse_outputs(self._json("get_job", "GET", path, params={"inline": "true"}))
+
+    def delete_job(self, job_id: str) -> bool:
+        """Mistral's ``DELETE /v1/batch/jobs/{id}``; whether it answered ``deleted``."""
+        # Mistral: jobs_api_routes_batch_delete_batch_job
+        body = self._json("delete_job", "DELETE", f"/v1/batch/jobs/{_segment(job_id)}")
+        return isinstance(body, dict) and body.get("deleted") is True
 
     def download_file(self, file_id: str) -> bytes:
         # Mistral: files_api_routes_download_file (GET /v1/files/{file_id}/content)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Self
 
 import requests
@@ -168,13 +169,16 @@ class HttpApi:
         stop: threading.Event | None = None,
         headers: Mapping[str, str] | None = None,
         on_retry: Callable[[str], None] | None = None,
+        wait_with: HttpApi | None = None,
     ) -> None:
+        """``wait_with``: another client of the same upstream whose ``Retry-After`` waits
+        this one shares, both ways (the daemon's poller, its actions and its downloads)."""
         policy = self.retry_policy = retry or RetryPolicy()
         agent = f"batchwatch/{__version__}"
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._observer = observer
-        self._gate = _Gate(stop, on_retry)
+        self._gate: _Gate = wait_with._gate if wait_with is not None else _Gate(stop, on_retry)
         # POST /cancel is idempotent upstream, so it may be retried like a read.
         self._retry = _urllib3_retry(policy, self._gate, ("GET", "DELETE", "POST"))
         self._session = _session(self.base_url, self._retry, pool_size, agent)
@@ -256,6 +260,19 @@ class HttpApi:
                 raise ApiError(f"{operation}: abandoned, shutting down", retryable=True)
         raise AssertionError("unreachable")
 
+    @contextmanager
+    def _stream(self, operation: str, path: str, chunk_bytes: int) -> Iterator[Iterator[bytes]]:
+        """A GET whose body is read a chunk at a time, never whole. Failures before the
+        body are retried as for any read; a body that breaks on the way raises a retryable
+        ``ApiError`` from the iterator (the caller starts again: a part is never a file)."""
+        response = self._call(
+            operation, "GET", path, accept="application/octet-stream", stream=True
+        )
+        try:
+            yield _chunks(operation, response, chunk_bytes)
+        finally:
+            response.close()
+
     @staticmethod
     def _decode(operation: str, response: requests.Response) -> Any:
         try:
@@ -271,6 +288,13 @@ class HttpApi:
     def _observe(self, operation: str, status: int | None) -> None:
         if self._observer is not None:
             self._observer(operation, status)
+
+
+def _chunks(operation: str, response: requests.Response, size: int) -> Iterator[bytes]:
+    try:
+        yield from response.iter_content(chunk_size=size)
+    except requests.RequestException as exc:  # reset, cut short, a read timing out
+        raise _BrokenBody(f"{operation}: {type(exc).__name__}: {exc}", retryable=True) from None
 
 
 def _transport_error(operation: str, exc: requests.RequestException) -> ApiError:

@@ -172,6 +172,17 @@ def parse_job(body: Any) -> RemoteJob:
     )
 
 
+def parse_outputs(body: Any) -> list[Any]:
+    """The ``outputs`` of a job read with ``?inline=true``: a list of result lines (objects
+    in the output file's shape); a missing or null one is empty, anything else malformed."""
+    outputs = body.get("outputs") if isinstance(body, dict) else None
+    if outputs is None:
+        return []
+    if not isinstance(outputs, list):
+        raise ApiError("job: 'outputs' is not a list", retryable=True)
+    return outputs
+
+
 def job_to_json(job: RemoteJob) -> dict[str, Any]:
     """``RemoteJob`` → Mistral's ``BatchJob`` JSON, every key of ``JOB_FIELDS`` in order
     (what the local API and ``batchwatch jobs --json`` answer)."""

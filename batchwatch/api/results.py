@@ -1,0 +1,228 @@
+"""The results routes: where fetching a job's results stands, the ledger of its requests, a
+retry of what did not succeed, Mistral's delete, and token usage with its cost."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from batchwatch.api.actions import Client, _act, _refused, _requested_by
+from batchwatch.api.reads import JobId, no_such_job
+from batchwatch.api.schemas import (
+    COMMON_ERRORS,
+    NOT_FOUND,
+    UPSTREAM_ERRORS,
+    BatchJobOut,
+    DateTimeText,
+    error_response,
+)
+from batchwatch.config import PriceSettings
+from batchwatch.errors import ActionError
+from batchwatch.models import JobResults, Outcome, ResultsState, StoredJob
+from batchwatch.providers.mistral.schemas import METADATA_KEY
+from batchwatch.results.actions import RETRYABLE, ResultsActions
+from batchwatch.store import Store
+from batchwatch.store import results as stored
+
+OutcomeName = Literal["succeeded", "failed", "not_run"]
+
+
+class RetryIn(BaseModel):
+    only: list[OutcomeName] = Field(
+        default=["failed", "not_run"], min_length=1, description="the outcomes to run again"
+    )
+
+
+class DeletedOut(BaseModel):
+    """Mistral's answer to a delete."""
+
+    id: str
+    object: Literal["batch"] = "batch"
+    deleted: bool
+
+
+def results_body(job: StoredJob, found: JobResults | None, queued: bool) -> dict[str, Any]:
+    """``GET .../results``: the row, or what a job without one is waiting for (``queued``:
+    it ended and the results worker is about to take it)."""
+    body: dict[str, Any] = {"job_id": job.id, "files": [], "counts": None, "usage": None}
+    if found is None:
+        missing = job.status.is_terminal and not queued
+        body["state"] = (ResultsState.UNAVAILABLE if missing else ResultsState.PENDING).value
+        if not job.status.is_terminal:
+            body["reason"] = f"the job has not ended: it is {job.status.value}"
+        elif missing:
+            body["reason"] = "the job ended before batchwatch kept results"
+        else:
+            body["reason"] = "the job ended: its results are queued"
+        return body
+    body |= {
+        "state": found.state.value,
+        "reason": found.reason,
+        "attempts": found.attempts,
+        "files": [
+            {
+                "kind": f.kind,
+                "file_id": f.file_id,
+                "bytes": f.bytes,
+                "sha256": f.sha256,
+                "path": f.path,
+            }
+            for f in found.files
+        ],
+    }
+    if found.counts is not None and found.usage is not None:
+        c, u = found.counts, found.usage
+        body["counts"] = {
+            "total": c.total,
+            "succeeded": c.succeeded,
+            "failed": c.failed,
+            "not_run": c.not_run,
+        }
+        body["usage"] = {
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens,
+        }
+    return body
+
+
+def ledger_body(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row as the API shows it."""
+    error = None
+    if row["error_message"] is not None or row["error_code"] is not None:
+        error = {"message": row["error_message"], "code": row["error_code"]}
+    usage = None
+    if row["total_tokens"] is not None:
+        usage = {k: row[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    return {
+        "custom_id": row["custom_id"],
+        "outcome": row["outcome"],
+        "status_code": row["status_code"],
+        "error": error,
+        "usage": usage,
+        "raw": row["raw"],
+        "source": row["source"],
+        "line": row["line"],
+        "duplicate": row["duplicate"],
+    }
+
+
+def results_router(
+    store: Store, actions: ResultsActions | None, prices: dict[str, PriceSettings]
+) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["results"], responses=COMMON_ERRORS)
+    _read_routes(router, store, prices)
+    if actions is not None:
+        _action_routes(router, actions)
+    return router
+
+
+def _read_routes(router: APIRouter, store: Store, prices: dict[str, PriceSettings]) -> None:
+    @router.get("/batch/jobs/{job_id}/results", summary="A job's results", responses=NOT_FOUND)
+    def job_results(job_id: JobId) -> dict[str, Any]:
+        job = store.get_job(str(job_id))
+        if job is None:
+            raise no_such_job(job_id)
+        found = stored.job_results(store, str(job_id))
+        queued = found is None and stored.queued_soon(store, str(job_id))
+        return results_body(job, found, queued)
+
+    @router.get(
+        "/batch/jobs/{job_id}/requests",
+        summary="The ledger: one row per request of the job",
+        responses=NOT_FOUND,
+    )
+    def job_requests(
+        job_id: JobId,
+        outcome: Annotated[list[OutcomeName] | None, Query()] = None,
+        page: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        if not store.has_job(str(job_id)):
+            raise no_such_job(job_id)
+        wanted = [Outcome(o) for o in outcome or ()]
+        rows, total = stored.ledger_page(store, str(job_id), wanted, page, page_size)
+        return {"object": "list", "data": [ledger_body(r) for r in rows], "total": total}
+
+    @router.get("/usage", summary="Token totals (and cost, with prices configured)")
+    def usage(
+        since: DateTimeText | None = None,
+        group_by: Annotated[str, Query(pattern=rf"^(model|metadata\.{METADATA_KEY[1:-1]})$")]
+        | None = None,
+    ) -> dict[str, Any]:
+        key = group_by.removeprefix("metadata.") if group_by and group_by != "model" else None
+        after = since.replace(tzinfo=since.tzinfo or UTC) if since else None
+        rows = stored.usage(store, after, key)
+        return {"object": "list", "data": usage_groups(rows, prices)}
+
+
+def usage_groups(
+    rows: list[tuple[str | None, str | None, int, int, int, int, int]],
+    prices: dict[str, PriceSettings],
+) -> list[dict[str, Any]]:
+    """Rows by (group, model) folded into groups; a group's cost is known only when every
+    model in it has a price."""
+    groups: dict[str | None, dict[str, Any]] = {}
+    for group, model, jobs, requests, prompt, completion, total in rows:
+        g = groups.setdefault(
+            group,
+            {
+                "key": group,
+                "jobs": 0,
+                "requests": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "cost": 0.0,
+            },
+        )
+        g["jobs"] += jobs
+        g["requests"] += requests
+        g["prompt_tokens"] += prompt
+        g["completion_tokens"] += completion
+        g["total_tokens"] += total
+        price = prices.get(model or "")
+        if price is None or g["cost"] is None:
+            g["cost"] = None
+        else:
+            list_cost = prompt * price.input_per_million + completion * price.output_per_million
+            g["cost"] += list_cost / 1e6 * (1 - price.batch_discount)
+    return list(groups.values())
+
+
+def _action_routes(router: APIRouter, actions: ResultsActions) -> None:
+    @router.post(
+        "/batch/jobs/{job_id}/retry",
+        response_model=BatchJobOut,
+        summary="Run the requests that did not succeed again, as a child job",
+        responses={**UPSTREAM_ERRORS, **NOT_FOUND, 409: error_response("nothing to retry")},
+    )
+    def retry_job(
+        job_id: JobId,
+        body: Annotated[RetryIn | None, Body()] = None,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", max_length=255)
+        ] = None,
+        client: Client = None,
+    ) -> dict[str, Any]:
+        only = [Outcome(o) for o in (body.only if body else [o.value for o in RETRYABLE])]
+        by = _requested_by(client)
+        return _act(lambda: actions.retry(str(job_id), only, idempotency_key, by))
+
+    @router.delete(
+        "/batch/jobs/{job_id}",
+        response_model=DeletedOut,
+        summary="Delete a job upstream (its history and files stay here)",
+        responses={**UPSTREAM_ERRORS, **NOT_FOUND, 409: error_response("not ended, or not safe")},
+    )
+    def delete_job(job_id: JobId, force: bool = False, client: Client = None) -> DeletedOut:
+        try:
+            deleted = actions.delete(str(job_id), force=force, requested_by=_requested_by(client))
+        except ActionError as exc:
+            if exc.status_code == 404:
+                raise HTTPException(status_code=404, detail=exc.detail) from None
+            raise _refused(exc) from None
+        return DeletedOut(id=str(job_id), deleted=deleted)

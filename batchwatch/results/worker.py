@@ -1,0 +1,248 @@
+"""The results worker: fetches every ended job's files and builds its ledger, beside polling.
+
+One thread wakes every ``scan_seconds``: it queues the jobs that ended since the last scan
+(``store.results.queue_ended``) and hands the due ones to a pool of ``concurrency`` threads.
+The poll cycle never waits for any of it: downloads have their own threads and their own
+HTTP client, and the ledger is written in short transactions.
+
+An attempt downloads the job's input files, output file and error file (or writes an inline
+job's ``outputs``) into ``results.dir/{job_id}/``, then reads them back into the ledger. A
+failure that may pass (a reset, a cut body, a full disk) sends the job back to ``pending``
+with an exponential backoff; a file gone upstream (404) makes it ``unavailable``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from batchwatch.errors import ApiError, Stopping
+from batchwatch.logs import get_logger
+from batchwatch.models import RemoteJob, RequestCounts, ResultFile, TokenUsage, Transition
+from batchwatch.results import files
+from batchwatch.results.ledger import Tally, build_ledger
+from batchwatch.store import Store
+from batchwatch.store import results as stored
+
+log = get_logger("batchwatch.results")
+
+#: Ledger rows written per transaction: short enough that a poll cycle's write is never
+#: held up for long, few enough transactions for a 100,000-request job.
+LEDGER_CHUNK = 5_000
+
+
+class Upstream(Protocol):
+    """What the worker needs of a provider's client."""
+
+    def file_content(self, file_id: str) -> Any: ...
+    def inline_outputs(self, job_id: str) -> list[Any]: ...
+    def pause(self, retry: int) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsOptions:
+    directory: Path
+    concurrency: int = 2
+    scan_seconds: float = 5.0
+    #: Attempts of one job before it is given up as unavailable.
+    max_attempts: int = 12
+    #: Retries of one file within an attempt (a reset or a cut body), with backoff.
+    file_retries: int = 3
+    backoff_base: float = 30.0
+    backoff_max: float = 3600.0
+
+
+class ResultsWorker:
+    def __init__(
+        self,
+        client: Upstream,
+        store: Store,
+        options: ResultsOptions,
+        *,
+        stop: threading.Event,
+        on_problem: Callable[[str | None], None] | None = None,
+        on_result: Callable[[str], None] | None = None,
+        on_usage: Callable[[str | None, TokenUsage], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.options = options
+        self.stop = stop
+        self._on_problem = on_problem or (lambda _reason: None)
+        self._on_result = on_result or (lambda _result: None)
+        self._on_usage = on_usage or (lambda _model, _usage: None)
+        self._pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="results")
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def recorded(self, transitions: Sequence[Transition]) -> None:
+        """A write committed these transitions: a job that ended is fetched now, not at the
+        next scan (``Store.on_recorded``)."""
+        if any(t.to_status.is_terminal for t in transitions):
+            self._wake.set()
+
+    def start(self) -> None:
+        stored.interrupted(self.store, _now())
+        self._thread = threading.Thread(target=self._loop, name="results-scan", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.scan(_now())
+            except Exception as exc:  # the store down, say: logged, tried again next scan
+                log.warning("results_scan_failed", error=str(exc))
+            self._wake.wait(self.options.scan_seconds)
+            self._wake.clear()
+
+    def scan(self, now: datetime) -> list[str]:
+        """Queue the jobs that ended; start an attempt for each due one not running."""
+        stored.queue_ended(self.store, now)
+        with self._lock:
+            free = self.options.concurrency - len(self._running)
+            if free <= 0:
+                return []
+            started = [j for j in stored.due(self.store, now, free * 2) if j not in self._running]
+            started = started[:free]
+            self._running.update(started)
+        for job_id in started:
+            self._pool.submit(self._attempt, job_id)
+        return started
+
+    def _attempt(self, job_id: str) -> None:
+        try:
+            self.fetch(job_id)
+        except Exception as exc:  # a bug must not kill the pool thread; the job stays visible
+            log.exception("results_attempt_crashed", job_id=job_id, error=str(exc))
+        finally:
+            with self._lock:
+                self._running.discard(job_id)
+            self._wake.set()  # a slot is free: the next due job need not wait for the scan
+
+    def fetch(self, job_id: str) -> str:
+        """One attempt at ``job_id``'s results; returns the state it left the job in."""
+        now = _now()
+        if not stored.start_attempt(self.store, job_id, now):
+            return "skipped"
+        job = self.store.get_job(job_id)
+        assert job is not None  # a results row exists only for a stored job (foreign key)
+        directory = self.options.directory / job_id
+        try:
+            found = self._download(job.remote, directory)
+            counts, usage = self._ingest(job_id, found)
+        except ApiError as exc:
+            return self._failed(job_id, str(exc), gone=exc.status_code == 404)
+        except Stopping:
+            return "interrupted"  # left downloading; the next start makes it pending again
+        except OSError as exc:
+            self._on_problem(f"results.dir {self.options.directory}: {exc.strerror or exc}")
+            return self._failed(job_id, f"cannot write results: {exc.strerror or exc}")
+        stored.finish_ready(self.store, job_id, files=found, counts=counts, usage=usage, now=_now())
+        self._on_problem(None)
+        self._on_result("ready")
+        self._on_usage(job.remote.model, usage)
+        log.info("results_ready", job_id=job_id, requests=counts.total, failed=counts.failed)
+        return "ready"
+
+    def _failed(self, job_id: str, reason: str, *, gone: bool = False) -> str:
+        results = stored.job_results(self.store, job_id)
+        attempts = results.attempts if results else 1
+        if gone or attempts >= self.options.max_attempts:
+            why = reason if gone else f"gave up after {attempts} attempts: {reason}"
+            stored.finish_failed(self.store, job_id, why, _now(), retry_at=None)
+            self._on_result("unavailable")
+            log.warning("results_unavailable", job_id=job_id, reason=why)
+            return "unavailable"
+        delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (attempts - 1))
+        retry_at = _now() + timedelta(seconds=delay)
+        stored.finish_failed(self.store, job_id, reason, _now(), retry_at=retry_at)
+        self._on_result("failed")
+        log.warning("results_attempt_failed", job_id=job_id, reason=reason, retry_in=delay)
+        return "pending"
+
+    def _download(self, job: RemoteJob, directory: Path) -> list[ResultFile]:
+        directory.mkdir(parents=True, exist_ok=True)
+        files.remove_parts(directory)
+        found: list[ResultFile] = []
+        for n, file_id in enumerate(job.input_files, start=1):
+            name = "input.jsonl" if n == 1 else f"input-{n}.jsonl"
+            found.append(self._file("input", n, file_id, directory / name))
+        if job.output_file:
+            found.append(self._file("output", 1, job.output_file, directory / "output.jsonl"))
+        elif not job.input_files:  # an inline job: its outputs come with the job
+            written = files.write_lines(
+                directory / "output.jsonl", self.client.inline_outputs(job.id)
+            )
+            found.append(_record("output", 1, None, written))
+        if job.error_file:
+            found.append(self._file("error", 1, job.error_file, directory / "error.jsonl"))
+        return found
+
+    def _file(self, kind: str, n: int, file_id: str, dest: Path) -> ResultFile:
+        """One file, retried within the attempt when its body breaks on the way."""
+        for retry in range(self.options.file_retries + 1):
+            try:
+                written = files.write_stream(dest, lambda: self.client.file_content(file_id))
+                return _record(kind, n, file_id, written)
+            except ApiError as exc:
+                if not exc.retryable or retry == self.options.file_retries:
+                    raise ApiError(
+                        f"{kind} file {file_id}: {exc}",
+                        status_code=exc.status_code,
+                        retryable=exc.retryable,
+                    ) from None
+                log.info("results_download_retried", file_id=file_id, error=str(exc))
+            if not self.client.pause(retry + 1):
+                raise Stopping("shutting down")
+        raise AssertionError("unreachable")
+
+    def _ingest(self, job_id: str, found: Sequence[ResultFile]) -> tuple[RequestCounts, TokenUsage]:
+        """The ledger of the downloaded files, written a chunk at a time; its totals."""
+        inputs = [Path(f.path) for f in found if f.kind == "input"]
+        output = next((Path(f.path) for f in found if f.kind == "output"), None)
+        error = next((Path(f.path) for f in found if f.kind == "error"), None)
+        totals = Tally()
+        chunk: list[tuple[Any, ...]] = []
+        written = 0
+        for entry in build_ledger(inputs, output, error):
+            totals.add(entry)
+            chunk.append(stored_row(entry))
+            if len(chunk) == LEDGER_CHUNK:
+                stored.insert_ledger(self.store, job_id, written + 1, chunk)
+                written += len(chunk)
+                chunk = []
+            if self.stop.is_set():
+                raise Stopping("shutting down")
+        stored.insert_ledger(self.store, job_id, written + 1, chunk)
+        return totals.counts(), totals.usage()
+
+
+def stored_row(entry: Any) -> tuple[Any, ...]:
+    """A ledger entry as the values of ``store.results.LEDGER_COLUMNS``."""
+    return tuple(
+        str(value) if name == "outcome" else value
+        for name in stored.LEDGER_COLUMNS
+        for value in (getattr(entry, name),)
+    )
+
+
+def _record(kind: str, n: int, file_id: str | None, written: files.Written) -> ResultFile:
+    return ResultFile(kind, n, file_id, written.bytes, written.sha256, str(written.path))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

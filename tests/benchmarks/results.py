@@ -1,0 +1,227 @@
+"""Figure 9: one big job's results fetched and indexed, and what it costs everything else.
+
+    python -m tests.benchmarks.results [--quick]
+    (or: python -m tests.benchmarks.run --only results)
+
+The simulator (a subprocess) holds 1,000 running jobs and one job of 100,000 requests (20%
+of them failed) whose output file, padded, is over 100 MB. ``batchwatch serve`` (a
+subprocess, SQLite) polls every 0.5 s. The big job ends; the daemon downloads its input,
+output and error files and builds its ledger while it keeps polling the running jobs.
+
+Measured: the daemon's RSS (VmRSS, sampled every 50 ms) before and during the fetch; the
+ingest rate, the bytes of the three files over the time from the first download request to
+the results being ready (download, sha256, fsync and the ledger together); the cycle time
+(the daemon's ``poll_finished`` lines) while the fetch runs against the cycles before it;
+then the ledger's failed requests read a page of 100 at a time over HTTP by one client.
+Targets (issue 11): RSS growth <= 50 MB, ingest >= 50 MB/s, a ledger page p99 <= 20 ms,
+the cycle time within 20% of the cycle time without the fetch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from batchwatch import logs
+from tests.benchmarks.common import (
+    Context,
+    DaemonProcess,
+    Row,
+    Simulator,
+    median,
+    percentile,
+    print_table,
+    rss_mb,
+    say,
+)
+from tests.processes import wait_until
+
+REQUESTS = 100_000
+PAD_BYTES = 900
+ACTIVE = 1_000
+POLL_SECONDS = 0.5
+
+
+def _seed_big(sim: Simulator, requests: int) -> str:
+    body = {
+        "count": 1,
+        "total_requests": requests,
+        "pad_bytes": PAD_BYTES,
+        "metadata": {"sim_queue_seconds": "0", "sim_run_seconds": "1", "sim_failure_rate": "0.2"},
+    }
+    answer = sim.session.post(f"{sim.url}/_sim/jobs/bulk", json=body, timeout=120)
+    answer.raise_for_status()
+    return str(answer.json()["ids"][0])
+
+
+def _render(sim: Simulator, job_id: str) -> int:
+    """Wait for the job to end, then have the simulator render its files (on first read),
+    so the daemon's download measures the download and not the simulator's rendering."""
+    wait_until(lambda: sim.get_job(job_id)["status"] == "SUCCESS", 120, "the big job to end")
+    job = sim.get_job(job_id)
+    size = 0
+    for file_id in [*job["input_files"], job["output_file"], job["error_file"]]:
+        info = sim.session.get(f"{sim.url}/v1/files/{file_id}", timeout=300).json()
+        size += int(info["bytes"])
+    return size
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            self.peak = max(self.peak, rss_mb(self.pid))
+
+
+def _cycles(log: Path) -> list[tuple[float, float]]:
+    """(finished at, seconds) of every cycle in the daemon's log."""
+    found = []
+    for match in re.finditer(r'\{[^{}]*"event": "poll_finished"[^{}]*\}', log.read_text()):
+        event = json.loads(match.group(0))
+        at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+        found.append((at, float(event["seconds"])))
+    return found
+
+
+def figure(ctx: Context) -> list[Row]:
+    requests = ctx.pick(REQUESTS, 20_000)
+    say(
+        f"Figure 9 - results of a {requests:,}-request job (20% failed) fetched beside"
+        f" {ACTIVE:,} running jobs polled every {POLL_SECONDS} s"
+    )
+    with Simulator(ctx.workdir) as sim:
+        sim.seed(ACTIVE, queue_seconds=0, run_seconds=3600, total_requests=1000)
+        with DaemonProcess(
+            ctx.workdir,
+            upstream=sim.url,
+            database_url=f"sqlite:///{ctx.workdir / 'results.db'}",
+            poll_seconds=POLL_SECONDS,
+            log_level="info",
+            name="results-daemon",
+        ) as daemon:
+            wait_until(lambda: daemon.health().get("cycles", 0) >= 10, 120, "ten cycles")
+            job_id = _seed_big(sim, requests)
+            size = _render(sim, job_id)
+            before = rss_mb(daemon.pid)
+            sampler = RssSampler(daemon.pid)
+            sampler.start()
+            since = time.time()
+            wait_until(
+                lambda: daemon.get(f"/v1/batch/jobs/{job_id}/results")["state"] == "ready",
+                600,
+                "the results",
+            )
+            ready_at = time.time()
+            sampler.done.set()
+            sampler.join()
+            time.sleep(3 * POLL_SECONDS)
+            downloads = [
+                r["at"]
+                for r in sim.session.get(f"{sim.url}/_sim/requests", timeout=30).json()["requests"]
+                if r["route"] == "GET /v1/files/{file_id}/content" and r["at"] >= since
+            ]
+            pages = _ledger_reads(daemon, job_id, ctx.pick(1000, 300))
+            cycles = _cycles(daemon.log)
+    started = min(downloads)
+    fetching = [s for at, s in cycles if started <= at <= ready_at]
+    quiet = [s for at, s in cycles if at < since][-40:]
+    return _report(
+        size=size,
+        seconds=ready_at - started,
+        rss=(before, sampler.peak),
+        cycles=(quiet, fetching),
+        pages=pages,
+    )
+
+
+def _ledger_reads(daemon: DaemonProcess, job_id: str, samples: int) -> list[float]:
+    """One client reading pages of the failed requests back to back; ms per page."""
+    failed = daemon.get(f"/v1/batch/jobs/{job_id}/requests?outcome=failed&page_size=1")["total"]
+    pages = max(1, failed // 100)
+    millis = []
+    for n in range(samples + 20):
+        path = f"/v1/batch/jobs/{job_id}/requests?outcome=failed&page_size=100&page={n % pages}"
+        started = time.perf_counter()
+        daemon.get(path)
+        if n >= 20:
+            millis.append((time.perf_counter() - started) * 1000)
+    return millis
+
+
+def _report(
+    *,
+    size: int,
+    seconds: float,
+    rss: tuple[float, float],
+    cycles: tuple[list[float], list[float]],
+    pages: list[float],
+) -> list[Row]:
+    before, peak = rss
+    quiet, fetching = cycles
+    rate = size / 1e6 / seconds
+    ratio = median(fetching) / median(quiet) if fetching and quiet else float("nan")
+    say(f"  files: {size / 1e6:.1f} MB fetched and indexed in {seconds:.1f} s ({rate:.0f} MB/s)")
+    say(f"  daemon RSS: {before:.1f} MB before, peak {peak:.1f} MB during the fetch")
+    say(
+        f"  cycle time: median {median(quiet) * 1000:.0f} ms before ({len(quiet)} cycles),"
+        f" {median(fetching) * 1000 if fetching else float('nan'):.0f} ms during"
+        f" ({len(fetching)} cycles)"
+    )
+    say(
+        f"  ledger page of failed requests: p50 {percentile(pages, 50):.1f} ms,"
+        f" p99 {percentile(pages, 99):.1f} ms"
+    )
+    say()
+    return [
+        Row(
+            "9. daemon RSS growth while fetching a 100 MB+ job",
+            f"+{peak - before:.1f} MB",
+            "<= 50 MB",
+            peak - before <= 50,
+        ),
+        Row(
+            "9. ingest (download + sha256 + ledger)",
+            f"{rate:.0f} MB/s ({size / 1e6:.0f} MB in {seconds:.1f} s)",
+            ">= 50 MB/s",
+            rate >= 50,
+        ),
+        Row(
+            "9. ledger page of failed requests, p99",
+            f"{percentile(pages, 99):.1f} ms",
+            "<= 20 ms",
+            percentile(pages, 99) <= 20,
+        ),
+        Row(
+            "9. cycle time while fetching / without",
+            f"{ratio:.2f}x ({len(fetching)} cycles)",
+            "<= 1.20x",
+            bool(fetching) and ratio <= 1.2,
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 20,000-request job")
+    args = parser.parse_args(argv)
+    logs.configure("warning", "console")
+    with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
+        rows = figure(Context(quick=args.quick, workdir=Path(tmp)))
+    print_table(rows)
+    return 0 if all(row.ok is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
