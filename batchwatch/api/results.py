@@ -7,10 +7,11 @@ from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, HTTPException, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from batchwatch.api.actions import Client, _act, _refused, _requested_by
-from batchwatch.api.reads import JobId, no_such_job
+from batchwatch.api.reads import JobId, _json, no_such_job
 from batchwatch.api.schemas import (
     COMMON_ERRORS,
     NOT_FOUND,
@@ -140,12 +141,12 @@ def _read_routes(router: APIRouter, store: Store, prices: dict[str, PriceSetting
         outcome: Annotated[list[OutcomeName] | None, Query()] = None,
         page: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
         page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    ) -> Response:
         if not store.has_job(str(job_id)):
             raise no_such_job(job_id)
         wanted = [Outcome(o) for o in outcome or ()]
         rows, total = stored.ledger_page(store, str(job_id), wanted, page, page_size)
-        return {"object": "list", "data": [ledger_body(r) for r in rows], "total": total}
+        return _json({"object": "list", "data": [ledger_body(r) for r in rows], "total": total})
 
     @router.get("/usage", summary="Token totals (and cost, with prices configured)")
     def usage(

@@ -15,25 +15,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
 from batchwatch.errors import ApiError, Stopping
 from batchwatch.logs import get_logger
 from batchwatch.models import RemoteJob, RequestCounts, ResultFile, TokenUsage, Transition
-from batchwatch.results import files
-from batchwatch.results.ledger import Tally, build_ledger
+from batchwatch.results import files, ingest
 from batchwatch.store import Store
 from batchwatch.store import results as stored
 
 log = get_logger("batchwatch.results")
-
-#: Ledger rows written per transaction: short enough that a poll cycle's write is never
-#: held up for long, few enough transactions for a 100,000-request job.
-LEDGER_CHUNK = 5_000
 
 
 class Upstream(Protocol):
@@ -81,6 +77,7 @@ class ResultsWorker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self._ingester: ProcessPoolExecutor | None = None
 
     def recorded(self, transitions: Sequence[Transition]) -> None:
         """A write committed these transitions: a job that ended is fetched now, not at the
@@ -99,6 +96,8 @@ class ResultsWorker:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._ingester is not None:
+            self._ingester.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
         while not self.stop.is_set():
@@ -143,7 +142,7 @@ class ResultsWorker:
         directory = self.options.directory / job_id
         try:
             found = self._download(job.remote, directory)
-            counts, usage = self._ingest(job_id, found)
+            counts, usage, rows = self._ingest(job_id, found)
         except ApiError as exc:
             return self._failed(job_id, str(exc), gone=exc.status_code == 404)
         except Stopping:
@@ -151,7 +150,9 @@ class ResultsWorker:
         except OSError as exc:
             self._on_problem(f"results.dir {self.options.directory}: {exc.strerror or exc}")
             return self._failed(job_id, f"cannot write results: {exc.strerror or exc}")
-        stored.finish_ready(self.store, job_id, files=found, counts=counts, usage=usage, now=_now())
+        stored.finish_ready(
+            self.store, job_id, files=found, counts=counts, usage=usage, rows=rows, now=_now()
+        )
         self._on_problem(None)
         self._on_result("ready")
         self._on_usage(job.remote.model, usage)
@@ -210,34 +211,30 @@ class ResultsWorker:
                 raise Stopping("shutting down")
         raise AssertionError("unreachable")
 
-    def _ingest(self, job_id: str, found: Sequence[ResultFile]) -> tuple[RequestCounts, TokenUsage]:
-        """The ledger of the downloaded files, written a chunk at a time; its totals."""
-        inputs = [Path(f.path) for f in found if f.kind == "input"]
-        output = next((Path(f.path) for f in found if f.kind == "output"), None)
-        error = next((Path(f.path) for f in found if f.kind == "error"), None)
-        totals = Tally()
-        chunk: list[tuple[Any, ...]] = []
-        written = 0
-        for entry in build_ledger(inputs, output, error):
-            totals.add(entry)
-            chunk.append(stored_row(entry))
-            if len(chunk) == LEDGER_CHUNK:
-                stored.insert_ledger(self.store, job_id, written + 1, chunk)
-                written += len(chunk)
-                chunk = []
-            if self.stop.is_set():
-                raise Stopping("shutting down")
-        stored.insert_ledger(self.store, job_id, written + 1, chunk)
-        return totals.counts(), totals.usage()
-
-
-def stored_row(entry: Any) -> tuple[Any, ...]:
-    """A ledger entry as the values of ``store.results.LEDGER_COLUMNS``."""
-    return tuple(
-        str(value) if name == "outcome" else value
-        for name in stored.LEDGER_COLUMNS
-        for value in (getattr(entry, name),)
-    )
+    def _ingest(
+        self, job_id: str, found: Sequence[ResultFile]
+    ) -> tuple[RequestCounts, TokenUsage, dict[str, int]]:
+        """The ledger of the downloaded files, built by the ingest process (``ingest.py``)."""
+        with self._lock:
+            if self._ingester is None:
+                self._ingester = ProcessPoolExecutor(
+                    1, mp_context=get_context("spawn"), initializer=ingest.start_child
+                )
+            pool = self._ingester
+        future = pool.submit(
+            ingest.ingest,
+            self.store.url,
+            job_id,
+            [f.path for f in found if f.kind == "input"],
+            next((f.path for f in found if f.kind == "output"), None),
+            next((f.path for f in found if f.kind == "error"), None),
+        )
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except TimeoutError:
+                if self.stop.is_set():
+                    raise Stopping("shutting down") from None
 
 
 def _record(kind: str, n: int, file_id: str | None, written: files.Written) -> ResultFile:

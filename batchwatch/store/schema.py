@@ -216,6 +216,9 @@ results = Table(
     Column("prompt_tokens", BigInteger),
     Column("completion_tokens", BigInteger),
     Column("total_tokens", BigInteger),
+    # ready: the ledger's rows by outcome, duplicates included ({"failed": 12, ...}): a
+    # page's total without counting the rows again.
+    Column("ledger_rows", JSON),
     # Serves the worker's "the pending jobs due now, oldest due first".
     Index("ix_results_state_next_attempt_at", "state", "next_attempt_at"),
 )
@@ -259,6 +262,4 @@ ledger = Table(
     Column("duplicate", Boolean, nullable=False),
     # Serves "a job's failed requests, a page at a time" and the counts by outcome.
     Index("ix_ledger_job_id_outcome_n", "job_id", "outcome", "n"),
-    # Serves the lineage of retries: a custom_id's result in a parent or a child.
-    Index("ix_ledger_job_id_custom_id", "job_id", "custom_id"),
 )

@@ -35,6 +35,7 @@ def upgrade() -> None:
             sa.Column(name, sa.BigInteger())
             for name in ("prompt_tokens", "completion_tokens", "total_tokens")
         ),
+        sa.Column("ledger_rows", sa.JSON()),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_results_job_id_jobs"),
         sa.PrimaryKeyConstraint("job_id", name="pk_results"),
     )
@@ -72,7 +73,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("job_id", "n", name="pk_ledger"),
     )
     op.create_index("ix_ledger_job_id_outcome_n", "ledger", ["job_id", "outcome", "n"])
-    op.create_index("ix_ledger_job_id_custom_id", "ledger", ["job_id", "custom_id"])
     # History that predates results is not fetched: the worker reads the feed from here on.
     op.execute(
         "INSERT INTO sync_state (name, value)"
@@ -82,7 +82,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM sync_state WHERE name = 'results_cursor'")
-    op.drop_index("ix_ledger_job_id_custom_id", table_name="ledger")
     op.drop_index("ix_ledger_job_id_outcome_n", table_name="ledger")
     op.drop_table("ledger")
     op.drop_table("result_files")

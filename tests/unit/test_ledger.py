@@ -465,3 +465,15 @@ def test_a_200000_line_file_is_streamed_in_bounded_memory(tmp_path: Path) -> Non
     assert (counts.succeeded, counts.failed, counts.not_run) == (180_000, 20_000, 5)
     assert counted.usage().total_tokens == lines * 20
     assert peak < size / 4, f"peak {peak / 1e6:.1f} MB for {size / 1e6:.1f} MB of files"
+
+
+def test_a_stored_row_holds_each_field_in_its_column() -> None:
+    from batchwatch.results.ingest import stored_row
+    from batchwatch.store.results import LEDGER_COLUMNS
+
+    entry = LedgerEntry(
+        "c", Outcome.FAILED, "error", 7, 500, "m", "code", 1, 2, 3, raw="r", duplicate=True
+    )
+    row = dict(zip(LEDGER_COLUMNS, stored_row(entry), strict=True))
+    expected = {name: getattr(entry, name) for name in LEDGER_COLUMNS}
+    assert row == expected | {"outcome": "failed"}
