@@ -3,6 +3,7 @@ retry of what did not succeed, Mistral's delete, and token usage with its cost."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Annotated, Any, Literal
 
@@ -161,7 +162,7 @@ def _read_routes(router: APIRouter, store: Store, prices: dict[str, PriceSetting
 
 
 def usage_groups(
-    rows: list[tuple[str | None, str | None, int, int, int, int, int]],
+    rows: Sequence[tuple[str | None, str | None, int, int, int, int, int]],
     prices: dict[str, PriceSettings],
 ) -> list[dict[str, Any]]:
     """Rows by (group, model) folded into groups; a group's cost is known only when every
