@@ -97,10 +97,11 @@ class Daemon:
         app = create_app(store, health, token, Actions(action_client, store), s.prices)
         metrics.install(app)
         self._serve(app, sock)
-        scheduler.start()
-        self._closers.append(lambda: self._stop_scheduler(scheduler))
         if s.results.download:
             self._start_results(store, health, metrics, client)
+        # Last: the heartbeat starts with the scheduler, and READY=1 must come first.
+        scheduler.start()
+        self._closers.append(lambda: self._stop_scheduler(scheduler))
         self.api_url = api_url(*sock.getsockname()[:2])
         log.info(
             "daemon_started",
