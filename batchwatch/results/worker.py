@@ -28,6 +28,7 @@ from batchwatch.models import RemoteJob, RequestCounts, ResultFile, TokenUsage, 
 from batchwatch.results import files, ingest
 from batchwatch.store import Store
 from batchwatch.store import results as stored
+from batchwatch.store.intents import created_with
 
 log = get_logger("batchwatch.results")
 
@@ -182,6 +183,12 @@ class ResultsWorker:
         for n, file_id in enumerate(job.input_files, start=1):
             name = "input.jsonl" if n == 1 else f"input-{n}.jsonl"
             found.append(self._file("input", n, file_id, directory / name))
+        inline = None if job.input_files else created_with(self.store, job.id)
+        if inline and inline.get("requests"):
+            # An inline job batchwatch created: its requests are in the create body, so the
+            # ledger can tell the ones that never ran, and a retry can resend them.
+            written = files.write_lines(directory / "input.jsonl", inline["requests"])
+            found.append(_record("input", 1, None, written))
         if job.output_file:
             found.append(self._file("output", 1, job.output_file, directory / "output.jsonl"))
         elif not job.input_files:  # an inline job: its outputs come with the job

@@ -68,6 +68,17 @@ def get_intent(store: Store, key: str) -> CreateIntent | None:
     return _intent(row) if row else None
 
 
+def created_with(store: Store, job_id: str) -> Mapping[str, Any] | None:
+    """The create body of the job batchwatch created (None: created elsewhere)."""
+    query = select(create_intents.c.body).where(
+        create_intents.c.job_id == job_id,
+        create_intents.c.state == IntentState.CREATED.value,
+    )
+    with store.reading() as conn:
+        body = conn.execute(query).scalar_one_or_none()
+    return body if isinstance(body, dict) else None
+
+
 def finish_intent(writer: Writer, key: str, job_id: str, now: datetime) -> None:
     writer.conn.execute(
         update(create_intents)

@@ -279,3 +279,24 @@ def test_the_official_sdk_deletes_through_the_daemon(
         job_id=job_id
     )
     assert (answer.id, answer.object, answer.deleted) == (job_id, "batch", True)
+
+
+def test_an_inline_job_created_here_has_its_unrun_requests_in_the_ledger(
+    results_daemon: Daemon, tmp_path: Path
+) -> None:
+    body = {
+        "endpoint": "/v1/chat/completions",
+        "model": "mistral-small-latest",
+        "requests": [{"custom_id": f"i{k}", "body": {"messages": []}} for k in range(10)],
+        "metadata": {"sim_outcome": "TIMEOUT_EXCEEDED"},
+    }
+    created = _api(results_daemon, tmp_path, "POST", "/v1/batch/jobs", json=body)
+    assert created.status_code == 200, created.text
+    results = _ready(results_daemon, tmp_path, created.json()["id"])
+    assert results["state"] == "ready", results
+    inputs = [f for f in results["files"] if f["kind"] == "input"]
+    assert [f["file_id"] for f in inputs] == [None]
+    counts = results["counts"]
+    assert counts["total"] == 10
+    assert counts["not_run"] > 0, "a timed-out job ran every request: nothing was tested"
+    assert counts["succeeded"] + counts["failed"] + counts["not_run"] == 10
