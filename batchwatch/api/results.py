@@ -143,10 +143,11 @@ def _read_routes(router: APIRouter, store: Store, prices: dict[str, PriceSetting
         page: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
         page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
-        if not store.has_job(str(job_id)):
-            raise no_such_job(job_id)
         wanted = [Outcome(o) for o in outcome or ()]
         rows, total = stored.ledger_page(store, str(job_id), wanted, page, page_size)
+        # Rows exist only for a tracked job: none, and only then, asks whether it is one.
+        if not total and not store.has_job(str(job_id)):
+            raise no_such_job(job_id)
         return _json({"object": "list", "data": [ledger_body(r) for r in rows], "total": total})
 
     @router.get("/usage", summary="Token totals (and cost, with prices configured)")
