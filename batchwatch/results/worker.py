@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from batchwatch.errors import ApiError, Stopping
 from batchwatch.logs import get_logger
@@ -31,6 +32,13 @@ from batchwatch.store import results as stored
 from batchwatch.store.intents import created_with
 
 log = get_logger("batchwatch.results")
+
+
+_T = TypeVar("_T")
+
+
+class IngestError(Exception):
+    """The ledger could not be built this time (its process died, the database refused)."""
 
 
 class Upstream(Protocol):
@@ -146,6 +154,8 @@ class ResultsWorker:
             counts, usage, rows = self._ingest(job_id, found)
         except ApiError as exc:
             return self._failed(job_id, str(exc), gone=exc.status_code == 404)
+        except IngestError as exc:
+            return self._failed(job_id, str(exc))
         except Stopping:
             return "interrupted"  # left downloading; the next start makes it pending again
         except OSError as exc:
@@ -228,14 +238,27 @@ class ResultsWorker:
                     1, mp_context=get_context("spawn"), initializer=ingest.start_child
                 )
             pool = self._ingester
-        future = pool.submit(
-            ingest.ingest,
-            self.store.url,
-            job_id,
-            [f.path for f in found if f.kind == "input"],
-            next((f.path for f in found if f.kind == "output"), None),
-            next((f.path for f in found if f.kind == "error"), None),
-        )
+        try:
+            future = pool.submit(
+                ingest.ingest,
+                self.store.url,
+                job_id,
+                [f.path for f in found if f.kind == "input"],
+                next((f.path for f in found if f.kind == "output"), None),
+                next((f.path for f in found if f.kind == "error"), None),
+            )
+            return self._wait(future)
+        except BrokenProcessPool:
+            with self._lock:  # the next attempt gets a new process
+                if self._ingester is pool:
+                    self._ingester = None
+            raise IngestError("the ledger's process died while building it") from None
+        except Stopping:
+            raise
+        except Exception as exc:  # the database locked or down, say: tried again later
+            raise IngestError(f"building the ledger failed: {exc}") from None
+
+    def _wait(self, future: Future[_T]) -> _T:
         while True:
             try:
                 return future.result(timeout=0.5)

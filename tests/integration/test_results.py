@@ -300,3 +300,78 @@ def test_an_inline_job_created_here_has_its_unrun_requests_in_the_ledger(
     assert counts["total"] == 10
     assert counts["not_run"] > 0, "a timed-out job ran every request: nothing was tested"
     assert counts["succeeded"] + counts["failed"] + counts["not_run"] == 10
+
+
+def _ingest_children() -> list[int]:
+    """This process's ingest child (a spawned multiprocessing worker)."""
+    import os
+
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.append(int(child))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_an_ingest_process_killed_mid_ledger_is_replaced_and_the_ledger_is_exact(
+    tmp_path: Path, simulator: RunningSimulator
+) -> None:
+    """The fault no test can ask the simulator for: the ledger's process dies (the OOM
+    killer, say) in the middle of a big job. The attempt fails, a new process takes the
+    next one, and the ledger has each request once."""
+    import os
+    import signal
+    import time
+    from datetime import UTC, datetime
+
+    from batchwatch.poller import PollOptions, poll_once
+    from batchwatch.results.worker import ResultsOptions, ResultsWorker
+    from batchwatch.simulator.jobs import JobSpec
+    from batchwatch.store import Store
+    from batchwatch.store import results as stored
+
+    spec = JobSpec(
+        "/v1/chat/completions", "m", metadata={"sim_queue_seconds": "0", "sim_run_seconds": "0.1"}
+    )
+    (job_id,) = simulator.simulation.seed_jobs(1, spec, 60_000, pad_bytes=200)
+    time.sleep(0.3)
+    store = Store(f"sqlite:///{tmp_path / 'bw.db'}")
+    store.migrate()
+    stop = threading.Event()
+    with MistralClient(simulator.url, SIM_API_KEY) as client:
+        poll_once(client, store, PollOptions())
+        worker = ResultsWorker(
+            client, store, ResultsOptions(tmp_path / "results", backoff_base=0.01), stop=stop
+        )
+        stored.queue_ended(store, datetime.now(UTC))
+        worker.fetch(job_id)  # spawns the ingest process; the ledger is built once
+        first = stored.job_results(store, job_id)
+        assert first is not None and first.state.value == "ready"
+        stored.finish_failed(store, job_id, "again", datetime.now(UTC), retry_at=datetime.now(UTC))
+        outcome: list[str] = []
+        runner = threading.Thread(target=lambda: outcome.append(worker.fetch(job_id)))
+        runner.start()
+
+        def downloading() -> bool:
+            found = stored.job_results(store, job_id)
+            return found is not None and found.state.value == "downloading"
+
+        wait_for(downloading, 10)
+        time.sleep(0.5)  # into the ledger
+        for child in _ingest_children():
+            os.kill(child, signal.SIGKILL)
+        runner.join(60)
+        failed = stored.job_results(store, job_id)
+        assert outcome == ["pending"], outcome
+        assert failed is not None and "died" in (failed.reason or "")
+        time.sleep(0.05)
+        assert worker.fetch(job_id) == "ready"
+        worker.shutdown()
+    done = stored.job_results(store, job_id)
+    assert done is not None and done.counts is not None and done.counts.total == 60_000
+    _, total = stored.ledger_page(store, job_id, [], 0, 1)
+    assert total == 60_000
+    store.close()
