@@ -23,6 +23,8 @@ EXIT_ERROR = 1
 #: `batchwatch wait`: the job ended, in another status than SUCCESS.
 EXIT_JOB_NOT_SUCCESSFUL = 3
 EXIT_INTERRUPTED = 130
+#: The command's output went to a pipe whose reader closed it (128 + SIGPIPE, as a shell has it).
+EXIT_BROKEN_PIPE = 141
 
 #: A subcommand: its parsed arguments in, its exit code out.
 Command = Callable[[argparse.Namespace], int]

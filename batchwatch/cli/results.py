@@ -177,7 +177,7 @@ def results_text(results: dict[str, Any]) -> Text:
             text.append(f", {counts['failed']} failed", style="red")
         if counts["not_run"]:
             text.append(f", {counts['not_run']} not run", style="yellow")
-        text.append(f"  (batchwatch results {results['job_id']})", style="dim")
+        text.append("  (batchwatch results JOB_ID)", style="dim")
     elif results.get("reason"):
         text.append(f" ({results['reason']})", style="dim")
     return text

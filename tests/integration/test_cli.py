@@ -268,3 +268,23 @@ def test_demo_into_a_pipe_keeps_tables_and_titles_whole() -> None:
         assert any(re.fullmatch(title, line) for line in lines), f"{name}'s title is split"
     merged = r"merged with its retry: 40 requests, \d+ succeeded, \d+ still failed .*"
     assert any(re.fullmatch(merged, line) for line in lines), done.stdout[-2000:]
+
+
+def test_output_into_a_closed_pipe_is_no_traceback(config: str) -> None:
+    """`batchwatch jobs | head -1`: the reader goes away; the command stops quietly with
+    128 + SIGPIPE, as a shell reports it, instead of printing a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "batchwatch", "--config", config, "jobs"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
