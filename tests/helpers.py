@@ -23,6 +23,7 @@ from batchwatch.daemon import Daemon
 from batchwatch.models import Counters, JobStatus, RemoteJob
 from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.providers.mistral.schemas import CreateBatchJobIn
+from batchwatch.simulator.server import RunningSimulator
 
 SIM_API_KEY = "sim-test-key"
 
@@ -82,6 +83,14 @@ def wait_for(predicate: Callable[[], object], seconds: float = 10) -> None:
     if last is not None:
         raise last
     raise AssertionError("condition not met in time")
+
+
+def fresh_simulator(running: RunningSimulator) -> Iterator[RunningSimulator]:
+    """A module's shared simulator for one test: no faults, request counts from zero."""
+    running.simulation.faults.clear()
+    running.simulation.reset_stats()
+    yield running
+    running.simulation.faults.clear()
 
 
 def upstream_job(url: str, key: str = SIM_API_KEY, **directives: str) -> str:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,16 +46,9 @@ def write_stream(
 
 
 def write_lines(dest: Path, objects: Iterable[Any]) -> Written:
-    """``objects`` as JSONL (inline ``outputs``), written like a download."""
-
-    class _Lines(AbstractContextManager[Iterator[bytes]]):
-        def __enter__(self) -> Iterator[bytes]:
-            return (json.dumps(obj, separators=(",", ":")).encode() + b"\n" for obj in objects)
-
-        def __exit__(self, *_exc: object) -> None:
-            return None
-
-    return _write(dest, _Lines)
+    """``objects`` as JSONL (inline ``outputs``, inline requests), written like a download."""
+    lines = (json.dumps(obj, separators=(",", ":")).encode() + b"\n" for obj in objects)
+    return _write(dest, lambda: nullcontext(lines))
 
 
 def _write(
@@ -88,12 +81,3 @@ def _sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def sha256_of(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    """The sha256 of a file on disk, read a chunk at a time."""
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()

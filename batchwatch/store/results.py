@@ -57,7 +57,14 @@ _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 def queue_ended(store: Store, now: datetime, limit: int = 1000) -> int:
     """Queue the jobs whose terminal transition the feed holds after the cursor (at most
-    ``limit`` transitions read); returns how many were queued."""
+    ``limit`` transitions read); returns how many were queued. A scan with nothing new in
+    the feed only reads (every few seconds: it must not take the write lock for nothing)."""
+    cursor = select(sync_state.c.value).where(sync_state.c.name == CURSOR)
+    with store.reading() as conn:
+        top = conn.execute(select(func.max(transitions.c.id))).scalar_one_or_none()
+        seen = conn.execute(cursor).scalar_one_or_none()
+    if top is None or int(top) <= int(seen or 0):
+        return 0
     with store.write() as w:
         rows = w.conn.execute(select(sync_state.c.value).where(sync_state.c.name == CURSOR))
         found = rows.scalar_one_or_none()

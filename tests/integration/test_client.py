@@ -27,7 +27,7 @@ from batchwatch.simulator.faults import FaultRule
 from batchwatch.simulator.jobs import JobSpec
 from batchwatch.simulator.server import RunningSimulator, start_in_thread
 from batchwatch.simulator.settings import SimulatorSettings
-from tests.helpers import SIM_API_KEY
+from tests.helpers import SIM_API_KEY, fresh_simulator
 
 GET_JOB = "GET /v1/batch/jobs/{job_id}"
 LIST = "GET /v1/batch/jobs"
@@ -46,10 +46,7 @@ def running() -> Iterator[RunningSimulator]:
 
 @pytest.fixture
 def sim(running: RunningSimulator) -> Iterator[RunningSimulator]:
-    running.simulation.faults.clear()
-    running.simulation.reset_stats()
-    yield running
-    running.simulation.faults.clear()
+    yield from fresh_simulator(running)
 
 
 def client(url: str, attempts: int = 3, **kwargs: Any) -> MistralClient:

@@ -22,7 +22,7 @@ from batchwatch.simulator.lifecycle import JobPlan
 from batchwatch.simulator.results import ResultSource, result_file
 from batchwatch.simulator.server import RunningSimulator, start_in_thread
 from batchwatch.simulator.settings import SimulatorSettings
-from tests.helpers import SIM_API_KEY
+from tests.helpers import SIM_API_KEY, fresh_simulator
 
 AUTH = {"Authorization": f"Bearer {SIM_API_KEY}"}
 NOW = {"sim_queue_seconds": "0", "sim_run_seconds": "0"}
@@ -37,10 +37,7 @@ def running() -> Iterator[RunningSimulator]:
 
 @pytest.fixture
 def sim(running: RunningSimulator) -> Iterator[RunningSimulator]:
-    running.simulation.faults.clear()
-    running.simulation.reset_stats()
-    yield running
-    running.simulation.faults.clear()
+    yield from fresh_simulator(running)
 
 
 def seeded_output(sim: RunningSimulator, total: int, pad_bytes: int) -> tuple[str, bytes]:

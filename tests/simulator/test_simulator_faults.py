@@ -30,7 +30,7 @@ from batchwatch.simulator.faults import (
 from batchwatch.simulator.server import RunningSimulator, start_in_thread
 from batchwatch.simulator.settings import SimulatorSettings
 from batchwatch.simulator.simulation import Simulation
-from tests.helpers import SIM_API_KEY
+from tests.helpers import SIM_API_KEY, fresh_simulator
 
 AUTH = {"Authorization": f"Bearer {SIM_API_KEY}"}
 JOBS = "/v1/batch/jobs"
@@ -48,10 +48,7 @@ def running() -> Iterator[RunningSimulator]:
 
 @pytest.fixture
 def sim(running: RunningSimulator) -> Iterator[RunningSimulator]:
-    running.simulation.faults.clear()
-    running.simulation.reset_stats()
-    yield running
-    running.simulation.faults.clear()
+    yield from fresh_simulator(running)
 
 
 def inject(sim: RunningSimulator, *rules: FaultRule, seed: int = 0) -> None:

@@ -151,14 +151,9 @@ class MistralClient(HttpApi):
         return isinstance(body, dict) and body.get("deleted") is True
 
     def download_file(self, file_id: str) -> bytes:
-        # Mistral: files_api_routes_download_file (GET /v1/files/{file_id}/content)
-        response = self._call(
-            "download_file",
-            "GET",
-            f"/v1/files/{_segment(file_id)}/content",
-            accept="application/octet-stream",
-        )
-        return response.content
+        """A (small) file's whole content; big ones are streamed with ``file_content``."""
+        with self.file_content(file_id) as chunks:
+            return b"".join(chunks)
 
 
 def _segment(value: str) -> str:
