@@ -33,19 +33,19 @@ _CLIENT_HEADER = Header(alias="X-Batchwatch-Client", description="who is asking 
 Client = Annotated[str | None, _CLIENT_HEADER]
 
 
-def _requested_by(value: str | None) -> str:
+def requested_by(value: str | None) -> str:
     """Who asked, from the X-Batchwatch-Client header (the CLI says "cli")."""
     return value if value and _CLIENT_NAME.match(value) else "api"
 
 
-def _act(call: Callable[[], StoredJob]) -> dict[str, Any]:
+def act_on(call: Callable[[], StoredJob]) -> dict[str, Any]:
     try:
         return job_to_json(call().remote)
     except ActionError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
 
 
-def _refused(exc: ActionError) -> HTTPException:
+def refused(exc: ActionError) -> HTTPException:
     # Mistral's words pass through; a secret must not, whatever Mistral echoes back.
     return HTTPException(status_code=exc.status_code, detail=redact(exc.detail))
 
@@ -77,7 +77,7 @@ def _job_actions(router: APIRouter, actions: Actions) -> None:
     ) -> dict[str, Any]:
         """Mistral's create, forwarded; the job is recorded and tracked before the answer.
         The same ``Idempotency-Key`` always returns the same job, never a second one."""
-        return _act(lambda: actions.create(body, idempotency_key, _requested_by(client)))
+        return act_on(lambda: actions.create(body, idempotency_key, requested_by(client)))
 
     @router.post(
         "/batch/jobs/{job_id}/cancel",
@@ -86,7 +86,7 @@ def _job_actions(router: APIRouter, actions: Actions) -> None:
         responses={**UPSTREAM_ERRORS, **NOT_FOUND, 409: error_response("the job already ended")},
     )
     def cancel_job(job_id: JobId, client: Client = None) -> dict[str, Any]:
-        return _act(lambda: actions.cancel(str(job_id), _requested_by(client)))
+        return act_on(lambda: actions.cancel(str(job_id), requested_by(client)))
 
     @router.post(
         "/batch/jobs/{job_id}/track",
@@ -95,7 +95,7 @@ def _job_actions(router: APIRouter, actions: Actions) -> None:
         responses={**UPSTREAM_ERRORS, **NOT_FOUND},
     )
     def track_job(job_id: JobId, client: Client = None) -> dict[str, Any]:
-        return _act(lambda: actions.track(str(job_id), _requested_by(client)))
+        return act_on(lambda: actions.track(str(job_id), requested_by(client)))
 
 
 def _file_and_log_routes(router: APIRouter, actions: Actions) -> None:
@@ -113,7 +113,7 @@ def _file_and_log_routes(router: APIRouter, actions: Actions) -> None:
         try:
             return actions.upload(file.filename or "upload.jsonl", content, purpose or "batch")
         except ActionError as exc:
-            raise _refused(exc) from None
+            raise refused(exc) from None
 
     @router.get(
         "/batch/jobs/{job_id}/actions",

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from batchwatch.api.actions import Client, _act, _refused, _requested_by
-from batchwatch.api.reads import JobId, _json, no_such_job
+from batchwatch.api.actions import Client, act_on, refused, requested_by
+from batchwatch.api.reads import JobId, no_such_job
 from batchwatch.api.schemas import (
     COMMON_ERRORS,
     NOT_FOUND,
@@ -91,27 +91,6 @@ def results_body(job: StoredJob, found: JobResults | None, queued: bool) -> dict
     return body
 
 
-def ledger_body(row: dict[str, Any]) -> dict[str, Any]:
-    """A ledger row as the API shows it."""
-    error = None
-    if row["error_message"] is not None or row["error_code"] is not None:
-        error = {"message": row["error_message"], "code": row["error_code"]}
-    usage = None
-    if row["total_tokens"] is not None:
-        usage = {k: row[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-    return {
-        "custom_id": row["custom_id"],
-        "outcome": row["outcome"],
-        "status_code": row["status_code"],
-        "error": error,
-        "usage": usage,
-        "raw": row["raw"],
-        "source": row["source"],
-        "line": row["line"],
-        "duplicate": row["duplicate"],
-    }
-
-
 def results_router(
     store: Store, actions: ResultsActions | None, prices: dict[str, PriceSettings]
 ) -> APIRouter:
@@ -148,7 +127,9 @@ def _read_routes(router: APIRouter, store: Store, prices: dict[str, PriceSetting
         # Rows exist only for a tracked job: none, and only then, asks whether it is one.
         if not total and not store.has_job(str(job_id)):
             raise no_such_job(job_id)
-        return _json({"object": "list", "data": [ledger_body(r) for r in rows], "total": total})
+        # The rows come as JSON from the database (``stored.ledger_page``).
+        body = f'{{"object":"list","data":{rows},"total":{total}}}'
+        return Response(body, media_type="application/json")
 
     @router.get("/usage", summary="Token totals (and cost, with prices configured)")
     def usage(
@@ -212,8 +193,8 @@ def _action_routes(router: APIRouter, actions: ResultsActions) -> None:
         client: Client = None,
     ) -> dict[str, Any]:
         only = [Outcome(o) for o in (body.only if body else [o.value for o in RETRYABLE])]
-        by = _requested_by(client)
-        return _act(lambda: actions.retry(str(job_id), only, idempotency_key, by))
+        by = requested_by(client)
+        return act_on(lambda: actions.retry(str(job_id), only, idempotency_key, by))
 
     @router.delete(
         "/batch/jobs/{job_id}",
@@ -223,9 +204,9 @@ def _action_routes(router: APIRouter, actions: ResultsActions) -> None:
     )
     def delete_job(job_id: JobId, force: bool = False, client: Client = None) -> DeletedOut:
         try:
-            deleted = actions.delete(str(job_id), force=force, requested_by=_requested_by(client))
+            deleted = actions.delete(str(job_id), force=force, requested_by=requested_by(client))
         except ActionError as exc:
             if exc.status_code == 404:
                 raise HTTPException(status_code=404, detail=exc.detail) from None
-            raise _refused(exc) from None
+            raise refused(exc) from None
         return DeletedOut(id=str(job_id), deleted=deleted)
