@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from annotated_types import Ge, Gt, Le
 
+from batchwatch.config_events import AlertSettings, HookSettings, WebhookSettings, with_secrets
 from batchwatch.errors import ConfigError
 
 ENV_CONFIG = "BATCHWATCH_CONFIG"
@@ -153,6 +154,10 @@ class Settings:
     results: ResultsSettings = field(default_factory=ResultsSettings)
     #: Prices by model name: a table of tables, not a section of fixed keys.
     prices: dict[str, PriceSettings] = field(default_factory=dict, metadata={"table": True})
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    #: Arrays of tables (``[[webhooks]]``, ``[[hooks]]``), not sections of fixed keys.
+    webhooks: tuple[WebhookSettings, ...] = field(default=(), metadata={"table": True})
+    hooks: tuple[HookSettings, ...] = field(default=(), metadata={"table": True})
     state_dir: Path = field(default_factory=default_state_dir, metadata=_NOT_A_KEY)
 
     @property
@@ -228,7 +233,11 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
     path = find_config_file(config_path, env)
     settings = validate_settings(read_toml(path) if path else {}, env, path)
     api_key = _resolve_api_key(settings.mistral, env)
-    return replace(settings, mistral=replace(settings.mistral, api_key=api_key))
+    return replace(
+        settings,
+        mistral=replace(settings.mistral, api_key=api_key),
+        webhooks=with_secrets(settings.webhooks),
+    )
 
 
 def validate_settings(data: dict[str, Any], env: Mapping[str, str], path: Path | None) -> Settings:
@@ -251,7 +260,13 @@ def config_problems(path: str) -> list[str]:
     except ConfigError as exc:
         return [str(exc)]
     errors = _validation_errors(data)
-    return [] if isinstance(errors, Settings) else errors
+    if not isinstance(errors, Settings):
+        return errors
+    try:
+        with_secrets(errors.webhooks)  # each secret file: there, private, a secret
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 @cache

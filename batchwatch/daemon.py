@@ -99,6 +99,7 @@ class Daemon:
         self._serve(app, sock)
         if s.results.download:
             self._start_results(store, health, metrics, client)
+        self._start_events(store, health, metrics)
         # Last: the heartbeat starts with the scheduler, and READY=1 must come first.
         scheduler.start()
         self._closers.append(lambda: self._stop_scheduler(scheduler))
@@ -129,8 +130,15 @@ class Daemon:
     @staticmethod
     def _metrics(health: Health, store: Store) -> Metrics:
         from batchwatch.metrics import Metrics
+        from batchwatch.store import events
+        from batchwatch.store.alerts import oldest_by_status
 
-        metrics = Metrics(health, store.count_by_status)
+        metrics = Metrics(
+            health,
+            store.count_by_status,
+            oldest=lambda: oldest_by_status(store),
+            backlog=lambda: events.counts(store),
+        )
         metrics.info.labels(__version__).set(1)
         store.on_recorded.append(metrics.recorded)
         return metrics
@@ -173,6 +181,25 @@ class Daemon:
         store.on_recorded.append(worker.recorded)
         worker.start()
         self._closers += [client.close, worker.shutdown]
+
+    def _start_events(self, store: Store, health: Health, metrics: Metrics) -> None:
+        """Webhooks, hooks and stuck-job alerts, on threads of their own."""
+        from batchwatch.delivery.service import EventService
+
+        s = self.settings
+        for hook in s.webhooks:
+            register_secret(hook.secret)
+        service = EventService(
+            store,
+            self.stop,
+            webhooks=s.webhooks,
+            hooks=s.hooks,
+            alerts=s.alerts,
+            on_outcome=metrics.delivered,
+            on_problem=health.problem,
+        )
+        service.start()
+        self._closers.append(service.shutdown)
 
     def _scheduler(
         self, client: MistralClient, store: Store, health: Health, metrics: Metrics

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchwatch.health import Health
-from batchwatch.logs import get_logger
+from batchwatch.logs import get_logger, redact
 from batchwatch.models import TokenUsage, Transition
 
 log = get_logger("batchwatch.metrics")
@@ -40,6 +40,41 @@ class _JobsByStatus(Collector):
         for status, n in sorted(counts.items()):
             family.add_metric([status], n)
         yield family
+
+
+class _EventState(Collector):
+    """Read at scrape time: the age of the oldest job in each active status, and each
+    endpoint's backlog of pending deliveries."""
+
+    def __init__(
+        self,
+        oldest: Callable[[], dict[str, int]],
+        backlog: Callable[[], dict[str, dict[str, int]]],
+    ) -> None:
+        self._oldest = oldest
+        self._backlog = backlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        age = GaugeMetricFamily(
+            "batchwatch_oldest_active_job_age_seconds",
+            "Age of the oldest tracked job in each active status",
+            labels=["status"],
+        )
+        backlog = GaugeMetricFamily(
+            "batchwatch_outbox_backlog",
+            "Events waiting to be delivered, by endpoint",
+            labels=["endpoint"],
+        )
+        try:
+            now = time.time()
+            for status, created in sorted(self._oldest().items()):
+                age.add_metric([status], max(0.0, now - created))
+            for endpoint, states in sorted(self._backlog().items()):
+                backlog.add_metric([redact(endpoint)], states.get("pending", 0))
+        except Exception as exc:  # the database being down must not break the scrape
+            log.warning("metrics_events_unavailable", error=type(exc).__name__)
+        yield age
+        yield backlog
 
 
 class _PollState(Collector):
@@ -69,7 +104,13 @@ def _now() -> Any:
 
 
 class Metrics:
-    def __init__(self, health: Health, count_jobs: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self,
+        health: Health,
+        count_jobs: Callable[[], dict[str, int]],
+        oldest: Callable[[], dict[str, int]] = dict,
+        backlog: Callable[[], dict[str, dict[str, int]]] = dict,
+    ) -> None:
         r = self.registry = CollectorRegistry()
         self.upstream_requests = Counter(
             "batchwatch_upstream_requests",
@@ -98,18 +139,6 @@ class Metrics:
             registry=r,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
-        self.result_downloads = Counter(
-            "batchwatch_result_downloads",
-            "Attempts at a job's results by how they ended (ready, failed, unavailable)",
-            ["result"],
-            registry=r,
-        )
-        self.tokens = Counter(
-            "batchwatch_tokens",
-            "Tokens of the requests of jobs whose results were fetched, by model and kind",
-            ["model", "kind"],
-            registry=r,
-        )
         self.api_requests = Counter(
             "batchwatch_api_requests",
             "Local API requests by route and status",
@@ -123,10 +152,33 @@ class Metrics:
             registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
         )
+        self._count_the_work(r)
         r.register(_JobsByStatus(count_jobs))
+        r.register(_EventState(oldest, backlog))
         r.register(_PollState(health))
         self.info = Gauge(
             "batchwatch_info", "Version of the running daemon", ["version"], registry=r
+        )
+
+    def _count_the_work(self, r: CollectorRegistry) -> None:
+        """The counters of the work beside polling: results fetched, tokens, deliveries."""
+        self.result_downloads = Counter(
+            "batchwatch_result_downloads",
+            "Attempts at a job's results by how they ended (ready, failed, unavailable)",
+            ["result"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "batchwatch_tokens",
+            "Tokens of the requests of jobs whose results were fetched, by model and kind",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "batchwatch_deliveries",
+            "Attempts at delivering events, by endpoint and result (delivered, failed, dead)",
+            ["endpoint", "result"],
+            registry=r,
         )
 
     # Hooks given to the parts that do the work ----------------------------------------
@@ -154,6 +206,9 @@ class Metrics:
             ("completion", usage.completion_tokens),
         ):
             self.tokens.labels(model or "", kind).inc(count)
+
+    def delivered(self, endpoint: str, result: str) -> None:
+        self.deliveries.labels(redact(endpoint), result).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

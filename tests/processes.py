@@ -97,7 +97,9 @@ class DaemonProcess:
         poll: float = 0.1,
         database: str | None = None,
         mistral_extra: str = "",
+        extra: str = "",
     ) -> None:
+        """``extra``: more of the config file, after its sections (``[[webhooks]]`` ...)."""
         self.tmp_path = tmp_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -110,7 +112,7 @@ class DaemonProcess:
             f'[database]\nurl = "{url}"\n'
             f'[api]\nport = {self.port}\ntoken_file = "{tmp_path / "token"}"\n'
             '[log]\nlevel = "info"\nformat = "json"\n'
-            f'[results]\ndir = "{tmp_path / "results"}"\n'
+            f'[results]\ndir = "{tmp_path / "results"}"\n{extra}'
         )
         self.proc = self.start()
         self.headers = {"Authorization": f"Bearer {(tmp_path / 'token').read_text().strip()}"}

@@ -26,7 +26,7 @@ from batchwatch.errors import ActionError
 from batchwatch.models import JobResults, Outcome, ResultsState, StoredJob
 from batchwatch.providers.mistral.schemas import METADATA_KEY
 from batchwatch.results.actions import RETRYABLE, ResultsActions
-from batchwatch.store import Store
+from batchwatch.store import Store, ledger
 from batchwatch.store import results as stored
 
 OutcomeName = Literal["succeeded", "failed", "not_run"]
@@ -123,11 +123,11 @@ def _read_routes(router: APIRouter, store: Store, prices: dict[str, PriceSetting
         page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
         wanted = [Outcome(o) for o in outcome or ()]
-        rows, total = stored.ledger_page(store, str(job_id), wanted, page, page_size)
+        rows, total = ledger.ledger_page(store, str(job_id), wanted, page, page_size)
         # Rows exist only for a tracked job: none, and only then, asks whether it is one.
         if not total and not store.has_job(str(job_id)):
             raise no_such_job(job_id)
-        # The rows come as JSON from the database (``stored.ledger_page``).
+        # The rows come as JSON from the database (``store.ledger.ledger_page``).
         body = f'{{"object":"list","data":{rows},"total":{total}}}'
         return Response(body, media_type="application/json")
 

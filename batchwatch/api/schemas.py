@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, create_model
 from pydantic_core import PydanticCustomError
 
+from batchwatch.events import transition_data
 from batchwatch.models import ActionRecord, ProgressSample, Transition
 from batchwatch.providers.mistral.schemas import METADATA_KEY, PLAIN_TEXT, FilePurpose
 from batchwatch.providers.mistral.wire import JOB_FIELDS
@@ -58,17 +59,8 @@ class TransitionOut(BaseModel):
 
 def transition_body(t: Transition) -> dict[str, Any]:
     """A transition as ``TransitionOut``'s JSON: the routes answer with it (see
-    ``reads._json``), the model declares it."""
-    return {
-        "id": t.id or 0,
-        "job_id": t.job_id,
-        "seq": t.seq,
-        "from_status": t.from_status.value if t.from_status else None,
-        "to_status": t.to_status.value,
-        "observed_at": t.observed_at,
-        "last_seen_before": t.last_seen_before,
-        "source": t.source,
-    }
+    ``reads._json``), the model declares it; events carry the same, without the feed id."""
+    return {"id": t.id or 0, **transition_data(t)}
 
 
 class TransitionListOut(BaseModel):

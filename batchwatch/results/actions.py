@@ -22,7 +22,7 @@ from batchwatch.logs import get_logger
 from batchwatch.models import JobResults, Outcome, ResultsState, StoredJob
 from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.results.ledger import request_lines
-from batchwatch.store import Store, intents
+from batchwatch.store import Store, intents, ledger
 from batchwatch.store import results as stored
 
 log = get_logger("batchwatch.results")
@@ -59,7 +59,7 @@ class ResultsActions:
     def _child_request(
         self, parent: StoredJob, results: JobResults, outcomes: list[Outcome]
     ) -> CreateBatchJobIn:
-        custom_ids = stored.custom_ids(self.store, parent.id, outcomes)
+        custom_ids = ledger.custom_ids(self.store, parent.id, outcomes)
         if not custom_ids:
             words = " or ".join(o.value for o in outcomes)
             raise ActionError(409, f"job {parent.id} has no {words} requests to retry")

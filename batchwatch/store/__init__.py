@@ -39,6 +39,9 @@ class Store(Reads):
         self.url = url
         #: Called with the transitions of each committed write (metrics count them).
         self.on_recorded: list[Callable[[Sequence[Transition]], None]] = []
+        #: Called after each committed write that put events in the outbox (their
+        #: dispatchers wake up).
+        self.on_events: list[Callable[[], None]] = []
         self.engine = make_engine(url, writer=True, busy_timeout_ms=busy_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         #: The rows of active jobs between writes (see ``rowcache``).
@@ -74,3 +77,6 @@ class Store(Reads):
         if writer.recorded:
             for listener in self.on_recorded:
                 listener(writer.recorded)
+        if writer.events:
+            for wake in self.on_events:
+                wake()

@@ -263,3 +263,63 @@ ledger = Table(
     # Serves "a job's failed requests, a page at a time" and the counts by outcome.
     Index("ix_ledger_job_id_outcome_n", "job_id", "outcome", "n"),
 )
+
+events = Table(
+    "events",
+    metadata,
+    # The outbox: each row is written in the transaction of what it reports (``events.py``).
+    # ``seq`` is the feed's cursor (GET /v1/events?after=SEQ) and the order of delivery;
+    # writes are serialised (``Store.write``), so seq order is commit order.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("job_id", String(64), ForeignKey("jobs.id"), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    # Each configured webhook (its URL) or hook (``hook:`` and its argv): how far the outbox
+    # was fanned out into its deliveries, and whether it is disabled (a 410 Gone).
+    Column("name", String(512), primary_key=True),
+    Column("cursor", Integer, nullable=False),
+    Column("disabled_at", UTCDateTime),
+    Column("disabled_reason", Text),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    # One row per event and endpoint that takes it: pending until a 2xx (or exit 0), then
+    # delivered; dead after 15 attempts or 24 hours. Redelivery makes it pending again.
+    Column("endpoint", String(512), primary_key=True),
+    Column("event_seq", Integer, ForeignKey("events.seq"), primary_key=True),
+    Column("job_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    # pending: not sent before this instant (backoff, or the endpoint's Retry-After).
+    Column("next_at", UTCDateTime, nullable=False),
+    Column("first_attempt_at", UTCDateTime),
+    Column("last_attempt_at", UTCDateTime),
+    # The last answer: an HTTP status, or a hook's exit code; and what went wrong.
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    # Serves the dispatcher's "this endpoint's pending deliveries, in outbox order" and the
+    # counts by state.
+    Index("ix_deliveries_endpoint_state_event_seq", "endpoint", "state", "event_seq"),
+)
+
+job_alerts = Table(
+    "job_alerts",
+    metadata,
+    # What stuck-job detection knows of each active job: its completed count when it last
+    # moved, and the alerts raised since (each once per condition, cleared when it moves).
+    Column("job_id", String(64), ForeignKey("jobs.id"), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("completed", BigInteger, nullable=False),
+    Column("moved_at", UTCDateTime, nullable=False),
+    Column("stalled_at", UTCDateTime),
+    Column("deadline_at", UTCDateTime),
+)

@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from batchwatch.errors import WriteConflict
+from batchwatch.events import Event, for_transitions
 from batchwatch.models import Counters, JobOrigin, JobStatus, StoredJob, Transition
 from batchwatch.store.bulk import Bulk
 from batchwatch.store.codecs import decode_time
+from batchwatch.store.outbox import insert_events
 from batchwatch.store.rowcache import RowCache
 from batchwatch.store.rows import (
     _JOB_COLUMNS,
@@ -58,6 +60,8 @@ class Writer:
         self.conn = conn
         self.bulk = Bulk(conn)
         self.recorded: list[Transition] = []
+        #: The events this transaction recorded (the outbox: see ``events.py``).
+        self.events: list[Event] = []
         self._cache = cache
         #: What ``committed`` tells the cache: the version of each row loaded; the rows
         #: decoded here, each at its version; the rows only seen again, each with the version
@@ -93,6 +97,8 @@ class Writer:
         if changes.transitions:
             self.recorded += changes.transitions
             self._insert_transitions(changes.transitions, now, at)
+            jobs_written = {w.job.id: w.job for w in changes.writes}
+            self.record_events(for_transitions(changes.transitions, jobs_written))
         if changes.progress:
             self._record_progress(changes, now, at)
 
@@ -163,6 +169,11 @@ class Writer:
             for t in recorded
         )
         self.bulk.insert(transitions, _TRANSITION_COLUMNS, rows)
+
+    def record_events(self, found: Sequence[Event]) -> None:
+        """Put ``found`` in the outbox, in this transaction: with what they report."""
+        insert_events(self.bulk, found)
+        self.events += found
 
     def _record_progress(self, changes: Changes, now: datetime, at: Any) -> None:
         """Each sample overwrites its job's newest stored one or is stored as a new row, as

@@ -330,7 +330,7 @@ def test_an_ingest_process_killed_mid_ledger_is_replaced_and_the_ledger_is_exact
     from batchwatch.poller import PollOptions, poll_once
     from batchwatch.results.worker import ResultsOptions, ResultsWorker
     from batchwatch.simulator.jobs import JobSpec
-    from batchwatch.store import Store
+    from batchwatch.store import Store, ledger
     from batchwatch.store import results as stored
 
     spec = JobSpec(
@@ -372,6 +372,6 @@ def test_an_ingest_process_killed_mid_ledger_is_replaced_and_the_ledger_is_exact
         worker.shutdown()
     done = stored.job_results(store, job_id)
     assert done is not None and done.counts is not None and done.counts.total == 60_000
-    _, total = stored.ledger_page(store, job_id, [], 0, 1)
+    _, total = ledger.ledger_page(store, job_id, [], 0, 1)
     assert total == 60_000
     store.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from batchwatch.models import Outcome, ResultFile, ResultsState
 from batchwatch.results import ingest
-from batchwatch.store import Store
+from batchwatch.store import Store, ledger
 from batchwatch.store import results as stored
 from tests.integration.test_store import T0, record
 
@@ -71,14 +71,14 @@ def test_an_ended_job_is_queued_once_and_its_ledger_reads_back(
     results = stored.job_results(store, "a")
     assert results is not None and results.state is ResultsState.READY
     assert results.files == tuple(found) and results.counts == counts
-    text, total = stored.ledger_page(store, "a", [Outcome.FAILED], 0, 10)
+    text, total = ledger.ledger_page(store, "a", [Outcome.FAILED], 0, 10)
     page = json.loads(text)
     assert total == 2
     assert [(r["custom_id"], r["status_code"], r["error"]) for r in page] == [
         ("r3", 422, {"message": "bad", "code": None}),
         ("r2", None, {"message": "boom", "code": "x"}),
     ]
-    text, total = stored.ledger_page(store, "a", [], 0, 4)
+    text, total = ledger.ledger_page(store, "a", [], 0, 4)
     every = json.loads(text)
     assert total == 6 and [r["custom_id"] for r in every] == ["r0", "r1", "r3", "r0"]
     assert every[0] == {
@@ -93,15 +93,15 @@ def test_an_ended_job_is_queued_once_and_its_ledger_reads_back(
         "duplicate": False,
     }
     assert [r["duplicate"] for r in every] == [False, False, False, True]
-    second, _ = stored.ledger_page(store, "a", [], 1, 4)
+    second, _ = ledger.ledger_page(store, "a", [], 1, 4)
     assert [(r["custom_id"], r["outcome"]) for r in json.loads(second)] == [
         ("r2", "failed"),
         ("r4", "not_run"),
     ]
-    both, total = stored.ledger_page(store, "a", [Outcome.FAILED, Outcome.NOT_RUN], 1, 2)
+    both, total = ledger.ledger_page(store, "a", [Outcome.FAILED, Outcome.NOT_RUN], 1, 2)
     assert total == 3 and [r["custom_id"] for r in json.loads(both)] == ["r4"]
-    assert stored.ledger_page(store, "a", [Outcome.FAILED], 5, 10) == ("[]", 2)
-    assert stored.custom_ids(store, "a", [Outcome.FAILED, Outcome.NOT_RUN]) == ["r3", "r2", "r4"]
+    assert ledger.ledger_page(store, "a", [Outcome.FAILED], 5, 10) == ("[]", 2)
+    assert ledger.custom_ids(store, "a", [Outcome.FAILED, Outcome.NOT_RUN]) == ["r3", "r2", "r4"]
     assert stored.usage(store, None, None) == [
         ("mistral-small-latest", "mistral-small-latest", 1, 5, 9, 6, 15)
     ]
@@ -123,7 +123,7 @@ def test_a_failed_attempt_waits_and_an_interrupted_one_starts_again(store: Store
     stored.finish_failed(store, "b", "output file: HTTP 404", later, retry_at=None)
     gone = stored.job_results(store, "b")
     assert gone is not None and gone.state is ResultsState.UNAVAILABLE
-    assert stored.ledger_page(store, "b", [], 0, 10) == ("[]", 0)
+    assert ledger.ledger_page(store, "b", [], 0, 10) == ("[]", 0)
 
 
 def test_a_deleted_job_is_no_longer_polled_and_says_who(store: Store) -> None:

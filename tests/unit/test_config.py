@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -57,8 +58,9 @@ def test_example_file_documents_every_key() -> None:
 
 def test_the_keys_are_the_settings_fields_less_the_resolved_ones() -> None:
     sections = {f.name: f for f in dataclasses.fields(Settings)}
-    # prices is a table of tables (one per model), not a section of fixed keys.
-    assert set(SECTION_KEYS) == set(sections) - {"state_dir", "prices"}
+    # prices is a table of tables (one per model), webhooks and hooks arrays of tables: not
+    # sections of fixed keys.
+    assert set(SECTION_KEYS) == set(sections) - {"state_dir", "prices", "webhooks", "hooks"}
     mistral = {f.name for f in dataclasses.fields(type(Settings().mistral))}
     assert SECTION_KEYS["mistral"] == mistral - {"api_key"}
 
@@ -77,6 +79,63 @@ def test_prices_are_read_per_model_and_checked(tmp_path: Path) -> None:
     bad = write(tmp_path, "[prices.m]\ninput_per_million = -1\noutput_per_million = 0.3\n")
     with pytest.raises(ConfigError, match=r"prices\.m\.input_per_million"):
         load_settings(bad, env={})
+
+
+def _secret(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text + "\n")
+    path.chmod(mode)
+    return path
+
+
+def test_webhooks_and_hooks_are_arrays_of_tables_with_their_secrets(tmp_path: Path) -> None:
+    secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
+    key = _secret(tmp_path / "whsec", secret)
+    path = write(
+        tmp_path,
+        f'[[webhooks]]\nurl = "https://example.com/hook"\nsecret_file = "{key}"\n'
+        'events = ["job.finished", "job.stalled"]\n'
+        '[[hooks]]\ncommand = ["notify-send", "batch"]\ntimeout_seconds = 5\n'
+        "[alerts]\nstall_minutes = 10\n",
+    )
+    settings = load_settings(path, env={})
+    (hook,) = settings.webhooks
+    assert (hook.url, hook.events, hook.secret) == (
+        "https://example.com/hook",
+        ("job.finished", "job.stalled"),
+        secret,
+    )
+    assert secret not in repr(settings)
+    assert settings.hooks[0].command == ("notify-send", "batch")
+    assert settings.hooks[0].name == "hook:notify-send batch"
+    assert (settings.alerts.stall_minutes, settings.alerts.queued_minutes) == (10, 120)
+
+
+OK = "whsec_QUJDREVGR0hJSktMTU5PUFFS"
+
+
+@pytest.mark.parametrize(
+    ("hook", "mode", "secret", "message"),
+    [
+        (
+            'events = ["job.done"]',
+            0o600,
+            OK,
+            r"webhooks\.0\.events\.0",
+        ),
+        ("", 0o644, OK, r"webhooks\[0\]\.secret_file: .*chmod 600"),
+        ("", 0o600, "not-a-secret", r"webhooks\[0\]\.secret_file: .* does not hold"),
+        ('url = "ftp://x/y"', 0o600, OK, r"webhooks\[0\]\.url"),
+    ],
+)
+def test_a_bad_webhook_names_its_key(
+    tmp_path: Path, hook: str, mode: int, secret: str, message: str
+) -> None:
+    key = _secret(tmp_path / "whsec", secret, mode)
+    url = "" if hook.startswith("url") else 'url = "http://127.0.0.1:9/hook"\n'
+    path = write(tmp_path, f'[[webhooks]]\n{url}secret_file = "{key}"\n{hook}\n')
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, env={})
+    assert any(re.search(message, p) for p in config_problems(path))
 
 
 def test_file_values_and_sub_second_interval(tmp_path: Path) -> None:
