@@ -71,8 +71,14 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver._take(self, raw)
+                try:
+                    raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                    body = json.loads(raw)
+                except (OSError, ValueError):
+                    # A sender killed mid-request (the crash tests): nothing arrived.
+                    self.close_connection = True
+                    return
+                receiver._take(self, raw, body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -88,7 +94,7 @@ class Receiver:
             self._server.server_close()
             self._server = None
 
-    def _take(self, handler: BaseHTTPRequestHandler, raw: bytes) -> None:
+    def _take(self, handler: BaseHTTPRequestHandler, raw: bytes, body: dict[str, Any]) -> None:
         answer = self.answer
         if answer.delay:
             time.sleep(answer.delay)
@@ -99,9 +105,7 @@ class Receiver:
         except Exception:
             verified = False
         with self._lock:
-            self.received.append(
-                Received(time.time(), headers, json.loads(raw), answer.status, verified)
-            )
+            self.received.append(Received(time.time(), headers, body, answer.status, verified))
         handler.send_response(answer.status)
         if answer.retry_after is not None:
             handler.send_header("Retry-After", answer.retry_after)

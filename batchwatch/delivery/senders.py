@@ -140,7 +140,7 @@ class HookSender:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                env={**os.environ, "BATCHWATCH_EVENT_ID": event_id},
+                env={**_hook_environment(), "BATCHWATCH_EVENT_ID": event_id},
             )
         except OSError as exc:
             return Attempt(False, None, f"cannot run {self.command[0]}: {exc.strerror}")
@@ -157,6 +157,15 @@ class HookSender:
 
     def close(self) -> None:
         pass
+
+
+#: What a hook program does not inherit from the daemon: the Mistral key, and where systemd
+#: put the service's credentials (the key, webhook secrets, a config with a password).
+_WITHHELD = frozenset({"MISTRAL_API_KEY", "CREDENTIALS_DIRECTORY", "BATCHWATCH_CONFIG"})
+
+
+def _hook_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _WITHHELD}
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:
