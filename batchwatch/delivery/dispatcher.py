@@ -38,12 +38,11 @@ MAX_ATTEMPTS = 15
 MAX_AGE = timedelta(hours=24)
 #: The longest wait between two attempts at one delivery.
 MAX_BACKOFF_SECONDS = 3600.0
-#: Pending deliveries read a round; how long an idle dispatcher sleeps at most (events
-#: recorded by this process wake it at once, ``Store.on_events``).
-ROUND_ROWS = 1000
+#: How long an idle dispatcher sleeps at most (events recorded by this process wake it at
+#: once, ``Store.on_events``).
 IDLE_SECONDS = 2.0
 #: Sends per lane in one round, then their outcomes are recorded. Uncapped, a round sent
-#: every due delivery (up to ROUND_ROWS) first: 5 SIGKILLs during 800 deliveries to a
+#: every due delivery (up to 1,000) first: 5 SIGKILLs during 800 deliveries to a
 #: receiver answering in 50 ms resent 524-554 of them; capped at 8, 159
 #: (tests/acceptance/test_webhooks_crash.py, run with -s).
 LANE_ROWS = 8
@@ -162,14 +161,16 @@ class Dispatcher(threading.Thread):
             self._cursor = stored.fan_out(
                 self.store, self.endpoint.name, self.endpoint.types, self._now()
             )
-        rows = stored.pending(self.store, self.endpoint.name, ROUND_ROWS)
         now = self._now()
+        # Twice what the lanes take, as jobs do not spread evenly over them.
+        rows = stored.due(self.store, self.endpoint.name, now, 2 * LANE_ROWS * self.endpoint.lanes)
         # At most LANE_ROWS sends per lane before their outcomes are recorded: a kill loses
         # (and so sends again) only those, and new events wait only that long to be queued.
         lanes = [lane[:LANE_ROWS] for lane in sendable(rows, now, self.endpoint.lanes)]
         if not lanes:
-            due = [(p.next_at - now).total_seconds() for p in rows]
-            return min([IDLE_SECONDS, *due]) if due else IDLE_SECONDS
+            due = stored.next_due(self.store, self.endpoint.name)
+            wait = (due - now).total_seconds() if due is not None else IDLE_SECONDS
+            return max(0.05, min(IDLE_SECONDS, wait))
         outcomes = [o for done in self._pool.map(self._lane, lanes) for o in done]
         stored.record_outcomes(self.store, self.endpoint.name, outcomes, self._now())
         for o in outcomes:

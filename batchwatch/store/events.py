@@ -122,9 +122,23 @@ class Pending(NamedTuple):
     first_attempt_at: datetime | None
 
 
-def pending(store: Store, name: str, limit: int) -> list[Pending]:
-    """The endpoint's pending deliveries in outbox order (due or not: a job's later events
-    wait behind its earlier ones), with their events."""
+def due(store: Store, name: str, now: datetime, limit: int) -> list[Pending]:
+    """The endpoint's deliveries that may be sent at ``now``, in outbox order, with their
+    events: pending, due, and with no earlier pending delivery of the same job waiting for
+    its backoff (a job's later events wait behind its earlier ones, the other jobs' do not:
+    1,000 jobs backing off must not hold up the rest)."""
+    earlier = deliveries.alias("earlier")
+    waiting = (
+        select(earlier.c.event_seq)
+        .where(
+            earlier.c.endpoint == deliveries.c.endpoint,
+            earlier.c.job_id == deliveries.c.job_id,
+            earlier.c.event_seq < deliveries.c.event_seq,
+            earlier.c.state == "pending",
+            earlier.c.next_at > now,
+        )
+        .exists()
+    )
     query = (
         select(
             *_READ,
@@ -133,7 +147,12 @@ def pending(store: Store, name: str, limit: int) -> list[Pending]:
             deliveries.c.first_attempt_at,
         )
         .select_from(deliveries.join(events, events.c.seq == deliveries.c.event_seq))
-        .where(deliveries.c.endpoint == name, deliveries.c.state == "pending")
+        .where(
+            deliveries.c.endpoint == name,
+            deliveries.c.state == "pending",
+            deliveries.c.next_at <= now,
+            ~waiting,
+        )
         .order_by(deliveries.c.event_seq)
         .limit(limit)
     )
@@ -143,6 +162,14 @@ def pending(store: Store, name: str, limit: int) -> list[Pending]:
         assert next_at is not None  # (NOT NULL)
         found.append(Pending(_event(row[:6]), row[6], next_at, decode_time(row[8])))
     return found
+
+
+def next_due(store: Store, name: str) -> datetime | None:
+    """When the endpoint's earliest pending delivery is due (None: nothing pending)."""
+    query = select(func.min(deliveries.c.next_at)).where(
+        deliveries.c.endpoint == name, deliveries.c.state == "pending"
+    )
+    return decode_time(store._rows(query)[0][0])
 
 
 class Outcome(NamedTuple):

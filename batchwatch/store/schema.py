@@ -309,6 +309,8 @@ deliveries = Table(
     # Serves the dispatcher's "this endpoint's pending deliveries, in outbox order" and the
     # counts by state.
     Index("ix_deliveries_endpoint_state_event_seq", "endpoint", "state", "event_seq"),
+    # Serves "does an earlier delivery of this job wait for its backoff" (``events.due``).
+    Index("ix_deliveries_endpoint_job_id_event_seq", "endpoint", "job_id", "event_seq"),
 )
 
 job_alerts = Table(

@@ -61,6 +61,11 @@ def upgrade() -> None:
         "deliveries",
         ["endpoint", "state", "event_seq"],
     )
+    op.create_index(
+        "ix_deliveries_endpoint_job_id_event_seq",
+        "deliveries",
+        ["endpoint", "job_id", "event_seq"],
+    )
     op.create_table(
         "job_alerts",
         sa.Column("job_id", sa.String(64), nullable=False),
@@ -76,6 +81,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("job_alerts")
+    op.drop_index("ix_deliveries_endpoint_job_id_event_seq", table_name="deliveries")
     op.drop_index("ix_deliveries_endpoint_state_event_seq", table_name="deliveries")
     op.drop_table("deliveries")
     op.drop_table("endpoints")
