@@ -291,7 +291,9 @@ class DaemonProcess:
         concurrency: int = 4,
         log_level: str = "warning",
         name: str = "daemon",
+        extra: str = "",
     ) -> None:
+        """``extra``: more of the config file, after its sections (``[[webhooks]]`` ...)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token_file = workdir / f"{name}-token"
@@ -303,7 +305,7 @@ class DaemonProcess:
             f'[database]\nurl = "{database_url}"\n'
             f'[api]\nport = {self.port}\ntoken_file = "{self.token_file}"\n'
             f'[log]\nlevel = "{log_level}"\nformat = "json"\n'
-            f'[results]\ndir = "{workdir / f"{name}-results"}"\n'
+            f'[results]\ndir = "{workdir / f"{name}-results"}"\n{extra}'
         )
         self.started = time.monotonic()
         self.proc = _spawn(

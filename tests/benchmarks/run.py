@@ -6,7 +6,8 @@ Figures (NAME): requests (1, requests per poll cycle), cycle (2, cycle time and 
 pages), writes (3, one transaction of 10,000 changes), reads (4, the local API under
 load), cli (6, `batchwatch jobs` end to end), memory (5, the daemon's RSS over an hour of
 polling), discovery (7, discovery's requests after a burst of ended jobs, and the local
-API's reads meanwhile), progress (8, the progress history of a simulated day). It makes its
+API's reads meanwhile), progress (8, the progress history of a simulated day), results (9,
+a big job's results fetched), events (10, webhook latency and a backlog drained). It makes its
 own data, runs the simulator and the daemon as real processes on loopback, and prints a
 table: figure | measured | target | PASS/MISS. Exit status 0 when every target is met, 1
 otherwise.
@@ -37,6 +38,7 @@ from tests.benchmarks import (
     cli_time,
     cycle_time,
     discovery,
+    events,
     memory,
     reads,
     requests_per_cycle,
@@ -57,6 +59,7 @@ FIGURES: dict[str, Figure] = {
     "discovery": discovery.figure,
     "progress": progress_history.figure,
     "results": results.figure,
+    "events": events.figure,
 }
 #: Figures that use the shared history + daemon of ``reads.fixture``.
 _USE_READS = frozenset({"reads", "cli"})
