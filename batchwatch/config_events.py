@@ -11,6 +11,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from annotated_types import Ge, Gt, Le, MinLen
 
@@ -72,6 +73,22 @@ class HookSettings:
     @property
     def name(self) -> str:
         return "hook:" + " ".join(self.command)
+
+
+def endpoint_labels(
+    webhooks: tuple[WebhookSettings, ...], hooks: tuple[HookSettings, ...]
+) -> dict[str, str]:
+    """How logs, metrics and /healthz name each endpoint (by its name in the database): its
+    place in the config and, for a webhook, its origin only. Never the URL's path or user
+    part, which often hold a credential (Slack's do); /healthz and /metrics need no token."""
+    labels = {w.name: f"webhooks[{n}] ({_origin(w.url)})" for n, w in enumerate(webhooks)}
+    return labels | {h.name: f"hooks[{n}]" for n, h in enumerate(hooks)}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
 
 
 def check_urls(webhooks: tuple[WebhookSettings, ...]) -> None:

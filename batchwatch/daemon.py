@@ -127,17 +127,22 @@ class Daemon:
             raise StartupError(f"database.url: cannot migrate the database: {exc}") from None
         return store
 
-    @staticmethod
-    def _metrics(health: Health, store: Store) -> Metrics:
+    def _metrics(self, health: Health, store: Store) -> Metrics:
+        from batchwatch.config_events import endpoint_labels
         from batchwatch.metrics import Metrics
         from batchwatch.store import events
         from batchwatch.store.alerts import oldest_by_status
+
+        labels = endpoint_labels(self.settings.webhooks, self.settings.hooks)
 
         metrics = Metrics(
             health,
             store.count_by_status,
             oldest=lambda: oldest_by_status(store),
-            backlog=lambda: events.counts(store),
+            backlog=lambda: {
+                labels.get(name, "unconfigured"): states
+                for name, states in events.counts(store).items()
+            },
         )
         metrics.info.labels(__version__).set(1)
         store.on_recorded.append(metrics.recorded)

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchwatch.health import Health
-from batchwatch.logs import get_logger, redact
+from batchwatch.logs import get_logger
 from batchwatch.models import TokenUsage, Transition
 
 log = get_logger("batchwatch.metrics")
@@ -70,7 +70,7 @@ class _EventState(Collector):
             for status, created in sorted(self._oldest().items()):
                 age.add_metric([status], max(0.0, now - created))
             for endpoint, states in sorted(self._backlog().items()):
-                backlog.add_metric([redact(endpoint)], states.get("pending", 0))
+                backlog.add_metric([endpoint], states.get("pending", 0))
         except Exception as exc:  # the database being down must not break the scrape
             log.warning("metrics_events_unavailable", error=type(exc).__name__)
         yield age
@@ -208,7 +208,7 @@ class Metrics:
             self.tokens.labels(model or "", kind).inc(count)
 
     def delivered(self, endpoint: str, result: str) -> None:
-        self.deliveries.labels(redact(endpoint), result).inc()
+        self.deliveries.labels(endpoint, result).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -88,11 +88,14 @@ def sendable(rows: Sequence[Pending], now: datetime, lanes: int) -> list[list[Pe
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    name: str
+    name: str  # the database's key: a webhook's URL, a hook's command
     kind: str  # webhook | hook
     types: Collection[EventType]
     sender: Sender
     lanes: int
+    #: How logs, metrics and /healthz name it: ``webhooks[0] (https://host)``. Never the
+    #: URL's path, which often holds a credential (Slack's do).
+    label: str
 
 
 class Dispatcher(threading.Thread):
@@ -129,12 +132,11 @@ class Dispatcher(threading.Thread):
         try:
             self._registered = stored.register(self.store, self.endpoint.name)
         except StoreUnavailable as exc:
-            log.error("delivery_not_started", endpoint=self.endpoint.name, error=str(exc))
+            log.error("delivery_not_started", endpoint=self.endpoint.label, error=str(exc))
             return
         super().start()
 
     def run(self) -> None:
-        name = self.endpoint.name
         row = self._registered
         assert row is not None  # (``start`` registered it)
         self._cursor = row.cursor
@@ -144,7 +146,7 @@ class Dispatcher(threading.Thread):
             try:
                 pause = self._round()
             except StoreUnavailable as exc:
-                log.warning("delivery_round_failed", endpoint=name, error=str(exc))
+                log.warning("delivery_round_failed", endpoint=self.endpoint.label, error=str(exc))
                 pause = IDLE_SECONDS
             if pause > 0:
                 self.wake.wait(pause)
@@ -174,7 +176,7 @@ class Dispatcher(threading.Thread):
         outcomes = [o for done in self._pool.map(self._lane, lanes) for o in done]
         stored.record_outcomes(self.store, self.endpoint.name, outcomes, self._now())
         for o in outcomes:
-            self._on_outcome(self.endpoint.name, "failed" if o.state == "pending" else o.state)
+            self._on_outcome(self.endpoint.label, "failed" if o.state == "pending" else o.state)
         if self._gone is not None:
             self._disable(f"{self._gone.error} (410 Gone: the endpoint asked to stop)")
         return 0.0
@@ -195,7 +197,7 @@ class Dispatcher(threading.Thread):
                 failed.add(p.event.job_id)
                 log.info(
                     "delivery_failed",
-                    endpoint=self.endpoint.name,
+                    endpoint=self.endpoint.label,
                     event_id=p.event.id,
                     status=attempt.status,
                     error=attempt.error,
@@ -211,5 +213,5 @@ class Dispatcher(threading.Thread):
         self.disabled = True
         if record:
             stored.disable(self.store, self.endpoint.name, reason, self._now())
-        log.error("endpoint_disabled", endpoint=self.endpoint.name, reason=reason)
-        self._on_disabled(self.endpoint.name, reason)
+        log.error("endpoint_disabled", endpoint=self.endpoint.label, reason=reason)
+        self._on_disabled(self.endpoint.label, reason)

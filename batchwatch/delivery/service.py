@@ -6,10 +6,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from batchwatch.alerts import check_seconds
-from batchwatch.config_events import AlertSettings, HookSettings, WebhookSettings
+from batchwatch.config_events import (
+    AlertSettings,
+    HookSettings,
+    WebhookSettings,
+    endpoint_labels,
+)
 from batchwatch.delivery.dispatcher import Dispatcher, Endpoint
 from batchwatch.delivery.senders import HookSender, WebhookSender
 from batchwatch.errors import StoreUnavailable
@@ -44,11 +48,20 @@ class EventService:
         self.stop = stop
         self.alerts = alerts
         self._on_problem = on_problem
+        labels = endpoint_labels(webhooks, hooks)
         endpoints = [
-            Endpoint(w.name, "webhook", _types(w.events), WebhookSender(w, _now), WEBHOOK_LANES)
+            Endpoint(
+                w.name,
+                "webhook",
+                _types(w.events),
+                WebhookSender(w, _now),
+                WEBHOOK_LANES,
+                label=labels[w.name],
+            )
             for w in webhooks
         ] + [
-            Endpoint(h.name, "hook", _types(h.events), HookSender(h), h.concurrency) for h in hooks
+            Endpoint(h.name, "hook", _types(h.events), HookSender(h), h.concurrency, f"hooks[{n}]")
+            for n, h in enumerate(hooks)
         ]
         self.dispatchers = [
             Dispatcher(
@@ -61,17 +74,10 @@ class EventService:
             )
             for e in endpoints
         ]
-        # How /healthz names a disabled endpoint: by its place in the config and, for a
-        # webhook, its origin only (/healthz needs no token, and a webhook URL's path or
-        # user part often holds a credential, as Slack's do).
-        self._labels = {
-            w.name: f"webhooks[{n}] ({_origin(w.url)})" for n, w in enumerate(webhooks)
-        } | {h.name: f"hooks[{n}]" for n, h in enumerate(hooks)}
         self._checker = threading.Thread(target=self._check_loop, name="alerts", daemon=True)
 
-    def _disabled(self, name: str, reason: str) -> None:
-        label = self._labels.get(name, "an endpoint")
-        self._on_problem(f"endpoint {name}", f"{label} disabled: {reason}")
+    def _disabled(self, label: str, reason: str) -> None:
+        self._on_problem(f"endpoint {label}", f"{label} disabled: {reason}")
 
     def start(self) -> None:
         for d in self.dispatchers:
@@ -99,12 +105,6 @@ class EventService:
                 log.warning(
                     "job_alert", type=event.type.value, job_id=event.job_id, **_fields(event)
                 )
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
 
 
 def _types(names: tuple[str, ...]) -> tuple[EventType, ...]:

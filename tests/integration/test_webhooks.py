@@ -145,7 +145,14 @@ def test_requests_carry_standard_webhooks_headers_and_the_event(
     with daemon_running(tmp_path, sim, webhook_toml(receiver.url, secret_file)) as daemon:
         seed(sim, 3)
         wait_settled(tmp_path, receiver, daemon, 3, 40)
+        metrics = requests.get(f"{daemon.url}/metrics", timeout=5).text
     events = {e["id"]: e for e in recorded_events(tmp_path)}
+    # Named by place and origin in the metrics, never by the URL's path.
+    label = f'endpoint="webhooks[0] (http://127.0.0.1:{receiver.port})"'
+    delivered = f'batchwatch_deliveries_total{{{label},result="delivered"}} {len(events)}.0'
+    assert delivered in metrics
+    assert f"batchwatch_outbox_backlog{{{label}}} 0.0" in metrics
+    assert "/hook" not in metrics
     types = {e["type"] for e in events.values()}
     assert {"job.transitioned", "job.finished"} <= types
     assert receiver.received
