@@ -24,6 +24,10 @@ EventName = Literal[
 ]
 
 
+#: A hook's endpoint is named this and its argv; a webhook's is its URL.
+HOOK_PREFIX = "hook:"
+
+
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
     __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
@@ -72,7 +76,7 @@ class HookSettings:
 
     @property
     def name(self) -> str:
-        return "hook:" + " ".join(self.command)
+        return HOOK_PREFIX + " ".join(self.command)
 
 
 def endpoint_labels(

@@ -94,7 +94,9 @@ class Daemon:
         action_client = self._upstream(metrics, wait_with=client)
         self._closers += [client.close, action_client.close]
         scheduler = self._scheduler(client, store, health, metrics)
-        app = create_app(store, health, token, Actions(action_client, store), s.prices)
+        app = create_app(
+            store, health, token, Actions(action_client, store), s.prices, stop=self.stop
+        )
         metrics.install(app)
         self._serve(app, sock)
         if s.results.download:

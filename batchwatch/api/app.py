@@ -1,12 +1,13 @@
 """The local HTTP API: history read back from the store, in Mistral's own shapes, and the
 actions that go upstream. This module wires the parts: the guards (``guards.py``), the
-token (``auth.py``), the history routes (``reads.py``), the action routes (``actions.py``)
-and the health check.
+token (``auth.py``), the history routes (``reads.py``), the action routes (``actions.py``),
+the events and deliveries (``events.py``) and the health check.
 
 The app depends on the store, the health state and the token, not on the scheduler, so
 tests build it around a store of their own.
 """
 
+import threading
 from datetime import UTC, datetime
 
 from fastapi import Depends, FastAPI
@@ -16,6 +17,7 @@ from batchwatch import __version__
 from batchwatch.actions import Actions
 from batchwatch.api.actions import action_router
 from batchwatch.api.auth import bearer_dependency
+from batchwatch.api.events import events_router
 from batchwatch.api.guards import (
     MAX_BODY_BYTES,
     MAX_UPLOAD_BYTES,
@@ -26,6 +28,7 @@ from batchwatch.api.guards import (
 from batchwatch.api.reads import read_router
 from batchwatch.api.results import results_router
 from batchwatch.api.schemas import COMMON_ERRORS, HealthOut
+from batchwatch.api.webhooks import webhooks_router
 from batchwatch.config import PriceSettings
 from batchwatch.errors import StoreUnavailable
 from batchwatch.health import Health
@@ -40,7 +43,11 @@ def create_app(
     token: str,
     actions: Actions | None = None,
     prices: dict[str, PriceSettings] | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> FastAPI:
+    """``stop``: the daemon's shutdown event; long polls and event streams end when it is
+    set, instead of holding up the server's shutdown until it gives up on them."""
     app = FastAPI(
         title="batchwatch",
         version=__version__,
@@ -59,6 +66,8 @@ def create_app(
         app.include_router(action_router(actions), dependencies=[guard])
     acting = ResultsActions(actions) if actions is not None else None
     app.include_router(results_router(store, acting, prices or {}), dependencies=[guard])
+    app.include_router(events_router(store, stop), dependencies=[guard])
+    app.include_router(webhooks_router(store), dependencies=[guard])
     _health_route(app, store, health)
     return app
 

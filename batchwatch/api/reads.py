@@ -45,14 +45,14 @@ def no_such_job(job_id: uuid.UUID) -> HTTPException:
 
 
 _T = TypeVar("_T")
-#: A read of at most this many rows runs on the event loop (see ``_read``). Figure 7
+#: A read of at most this many rows runs on the event loop (see ``read``). Figure 7
 #: (``python -m tests.benchmarks.discovery``: 2 clients reading transitions, 2 reading
 #: 100-job pages): with the pages on the loop too (at 100), the transitions p99 was 36.9 ms;
 #: with the pages in a worker thread, 12.1 ms.
 INLINE_ROWS = 10
 
 
-async def _read(store: Store, call: Callable[[], _T], rows: int = 1) -> _T:
+async def read(store: Store, call: Callable[[], _T], rows: int = 1) -> _T:
     """Run a store read. An indexed SQLite read of a few rows takes well under a
     millisecond, less than the hand-off to a worker thread and back that a plain route pays
     (the thread pool was most of a single-job read's time), so it runs right here on the
@@ -63,7 +63,7 @@ async def _read(store: Store, call: Callable[[], _T], rows: int = 1) -> _T:
     return await run_in_threadpool(call)
 
 
-def _json(body: object) -> Response:
+def json_response(body: object) -> Response:
     """The JSON FastAPI would write for the route's ``response_model`` (same bytes, same
     media type), from a body built by ``job_to_json`` or ``schemas.*_body``: the read
     routes skip the model's validation, which only re-checks what the store just read."""
@@ -144,7 +144,7 @@ def _job_routes(router: APIRouter, store: Store) -> None:
                 "total": total,
             }
 
-        return _json(await _read(store, page_body, page_size))
+        return json_response(await read(store, page_body, page_size))
 
     @router.get(
         "/batch/jobs/{job_id}",
@@ -155,10 +155,10 @@ def _job_routes(router: APIRouter, store: Store) -> None:
     async def get_job(job_id: JobId, inline: bool | None = None) -> Response:
         """The latest recorded snapshot of the job (``inline`` is accepted and ignored)."""
         del inline
-        job = await _read(store, lambda: store.get_job(str(job_id)))
+        job = await read(store, lambda: store.get_job(str(job_id)))
         if job is None:
             raise no_such_job(job_id)
-        return _json(job_to_json(job.remote))
+        return json_response(job_to_json(job.remote))
 
 
 def _history_routes(router: APIRouter, store: Store) -> None:
@@ -171,13 +171,13 @@ def _history_routes(router: APIRouter, store: Store) -> None:
         responses=NOT_FOUND,
     )
     async def job_transitions(job_id: JobId) -> Response:
-        found = await _read(store, lambda: store.transitions(str(job_id)))
+        found = await read(store, lambda: store.transitions(str(job_id)))
         # A job's transitions exist only with the job (a foreign key): none, and only then,
         # asks whether the job does.
-        if not found and not await _read(store, lambda: store.has_job(str(job_id))):
+        if not found and not await read(store, lambda: store.has_job(str(job_id))):
             raise no_such_job(job_id)
         rows = [transition_body(t) for t in found]
-        return _json({"object": "list", "data": rows, "total": len(rows)})
+        return json_response({"object": "list", "data": rows, "total": len(rows)})
 
     @router.get(
         "/batch/jobs/{job_id}/progress",
@@ -186,11 +186,11 @@ def _history_routes(router: APIRouter, store: Store) -> None:
         responses=NOT_FOUND,
     )
     async def job_progress(job_id: JobId) -> Response:
-        found = await _read(store, lambda: store.progress(str(job_id)))
-        if not found and not await _read(store, lambda: store.has_job(str(job_id))):
+        found = await read(store, lambda: store.progress(str(job_id)))
+        if not found and not await read(store, lambda: store.has_job(str(job_id))):
             raise no_such_job(job_id)
         rows = [progress_body(p) for p in found]
-        return _json({"object": "list", "data": rows, "total": len(rows)})
+        return json_response({"object": "list", "data": rows, "total": len(rows)})
 
     @router.get(
         "/transitions",
@@ -201,8 +201,8 @@ def _history_routes(router: APIRouter, store: Store) -> None:
         after: Annotated[int, Query(ge=0, le=_MAX_ID, description="the last id already read")] = 0,
         limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     ) -> Response:
-        found = await _read(store, lambda: store.feed(after, limit), limit)
+        found = await read(store, lambda: store.feed(after, limit), limit)
         rows = [transition_body(t) for t in found]
-        return _json(
+        return json_response(
             {"object": "list", "data": rows, "next_cursor": rows[-1]["id"] if rows else after}
         )

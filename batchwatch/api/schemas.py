@@ -59,7 +59,7 @@ class TransitionOut(BaseModel):
 
 def transition_body(t: Transition) -> dict[str, Any]:
     """A transition as ``TransitionOut``'s JSON: the routes answer with it (see
-    ``reads._json``), the model declares it; events carry the same, without the feed id."""
+    ``reads.json_response``), the model declares it; events carry the same, without the feed id."""
     return {"id": t.id or 0, **transition_data(t)}
 
 

@@ -143,6 +143,22 @@ class LocalClient:
         query = {k: v for k, v in (("since", since), ("group_by", group_by)) if v}
         return self._data("usage", f"/v1/usage?{urlencode(query)}")
 
+    def events(
+        self, after: int, types: Sequence[str] = (), limit: int = 100, wait: float = 0
+    ) -> dict[str, Any]:
+        """One read of the event feed: ``{data, next_after, newest_seq}``. With ``wait``,
+        the daemon holds the request until an event comes or the seconds are up."""
+        query = [("after", str(after)), ("limit", str(limit)), ("wait", f"{wait:g}")]
+        query += [("type", t) for t in types]
+        return dict(self._json("events", "GET", f"/v1/events?{urlencode(query)}"))
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        return self._data("webhooks", "/v1/webhooks")
+
+    def redeliver(self, event_id: str) -> dict[str, Any]:
+        path = f"/v1/webhooks/deliveries/{_segment(event_id)}/redeliver"
+        return dict(self._json("redeliver", "POST", path))
+
     # ---- plumbing -----------------------------------------------------------------------
 
     def _data(self, operation: str, path: str) -> list[dict[str, Any]]:

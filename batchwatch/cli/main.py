@@ -1,7 +1,8 @@
 """The ``batchwatch`` command: one parser, and one place that turns errors into a clear
-line and an exit code. The subcommands live by kind: ``queries`` (jobs, show) and
-``actions`` (create, submit, cancel, track, wait) ask the running daemon; ``service``
-(serve, poll, migrate, config check, simulate, demo) runs batchwatch itself.
+line and an exit code. The subcommands live by kind: ``queries`` (jobs, show), ``actions``
+(create, submit, cancel, track, wait), ``results`` and ``events`` (events, webhooks) ask
+the running daemon; ``service`` (serve, poll, migrate, config check, simulate, demo) runs
+batchwatch itself.
 
 Heavy modules are imported inside the subcommands that use them, so a query command
 starts fast: the commands that talk to the daemon read their settings with the standard
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from batchwatch import __version__
-from batchwatch.cli import actions, queries, results, service
+from batchwatch.cli import actions, events, queries, results, service
 from batchwatch.cli.command import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     service.register(add)
     queries.register(add)
     results.register(add)
+    events.register(add)
     for p in actions.register(add, with_client):
         add_client_options(p)
     return parser

@@ -78,5 +78,10 @@ class Store(Reads):
             for listener in self.on_recorded:
                 listener(writer.recorded)
         if writer.events:
-            for wake in self.on_events:
-                wake()
+            self.events_changed()
+
+    def events_changed(self) -> None:
+        """Wake whoever waits for events (dispatchers, long polls): new ones were recorded,
+        or deliveries were made due again."""
+        for wake in self.on_events:
+            wake()
