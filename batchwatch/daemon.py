@@ -95,7 +95,13 @@ class Daemon:
         self._closers += [client.close, action_client.close]
         scheduler = self._scheduler(client, store, health, metrics)
         app = create_app(
-            store, health, token, Actions(action_client, store), s.prices, stop=self.stop
+            store,
+            health,
+            token,
+            Actions(action_client, store),
+            s.prices,
+            stop=self.stop,
+            results_dir=s.results_dir,
         )
         metrics.install(app)
         self._serve(app, sock)

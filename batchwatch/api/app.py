@@ -9,6 +9,7 @@ tests build it around a store of their own.
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
@@ -35,6 +36,7 @@ from batchwatch.health import Health
 from batchwatch.logs import redact
 from batchwatch.results.actions import ResultsActions
 from batchwatch.store import Store
+from batchwatch.ui.routes import install as install_dashboard
 
 
 def create_app(
@@ -45,9 +47,12 @@ def create_app(
     prices: dict[str, PriceSettings] | None = None,
     *,
     stop: threading.Event | None = None,
+    results_dir: Path | None = None,
 ) -> FastAPI:
     """``stop``: the daemon's shutdown event; long polls and event streams end when it is
-    set, instead of holding up the server's shutdown until it gives up on them."""
+    set, instead of holding up the server's shutdown until it gives up on them.
+    ``results_dir``: where the dashboard may serve result files from (None: it serves
+    none)."""
     app = FastAPI(
         title="batchwatch",
         version=__version__,
@@ -69,6 +74,8 @@ def create_app(
     app.include_router(events_router(store, stop), dependencies=[guard])
     app.include_router(webhooks_router(store), dependencies=[guard])
     _health_route(app, store, health)
+    # The dashboard: its own login (a session cookie), not the bearer token guard.
+    install_dashboard(app, store, health, token, actions=actions, results_dir=results_dir)
     return app
 
 

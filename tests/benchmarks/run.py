@@ -7,10 +7,10 @@ pages), writes (3, one transaction of 10,000 changes), reads (4, the local API u
 load), cli (6, `batchwatch jobs` end to end), memory (5, the daemon's RSS over an hour of
 polling), discovery (7, discovery's requests after a burst of ended jobs, and the local
 API's reads meanwhile), progress (8, the progress history of a simulated day), results (9,
-a big job's results fetched), events (10, webhook latency and a backlog drained). It makes its
-own data, runs the simulator and the daemon as real processes on loopback, and prints a
-table: figure | measured | target | PASS/MISS. Exit status 0 when every target is met, 1
-otherwise.
+a big job's results fetched), events (10, webhook latency and a backlog drained), ui (11,
+the dashboard's jobs and job pages, in process). It makes its own data, runs the simulator
+and the daemon as real processes on loopback, and prints a table: figure | measured |
+target | PASS/MISS. Exit status 0 when every target is met, 1 otherwise.
 
 A full run takes about 10 minutes on 2 cores; ``--quick`` (fewer repetitions and samples,
 half an hour of simulated polling) about 2. ``--profile`` adds, per figure, where the time
@@ -43,6 +43,7 @@ from tests.benchmarks import (
     reads,
     requests_per_cycle,
     results,
+    ui,
     writes,
 )
 from tests.benchmarks import progress as progress_history
@@ -60,6 +61,7 @@ FIGURES: dict[str, Figure] = {
     "progress": progress_history.figure,
     "results": results.figure,
     "events": events.figure,
+    "ui": ui.figure,
 }
 #: Figures that use the shared history + daemon of ``reads.fixture``.
 _USE_READS = frozenset({"reads", "cli"})

@@ -33,6 +33,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "alembic": ("batchwatch.store.migrate",),
     "apscheduler": ("batchwatch.scheduler",),
     "uvicorn": ("batchwatch.daemon", "batchwatch.simulator"),
+    "jinja2": ("batchwatch.ui",),
 }
 PURE = {"batchwatch.models", "batchwatch.transitions", "batchwatch.health", "batchwatch.errors"}
 # The fake upstream takes Mistral's shapes from the provider package and the domain types,
