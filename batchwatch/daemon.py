@@ -102,6 +102,7 @@ class Daemon:
             s.prices,
             stop=self.stop,
             results_dir=s.results_dir,
+            upstream_held=client.held_seconds,
         )
         metrics.install(app)
         self._serve(app, sock)

@@ -8,6 +8,7 @@ tests build it around a store of their own.
 """
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,11 +49,13 @@ def create_app(
     *,
     stop: threading.Event | None = None,
     results_dir: Path | None = None,
+    upstream_held: Callable[[], float] | None = None,
 ) -> FastAPI:
     """``stop``: the daemon's shutdown event; long polls and event streams end when it is
     set, instead of holding up the server's shutdown until it gives up on them.
     ``results_dir``: where the dashboard may serve result files from (None: it serves
-    none)."""
+    none); ``upstream_held``: how long a ``Retry-After`` still holds the poller, for the
+    dashboard."""
     app = FastAPI(
         title="batchwatch",
         version=__version__,
@@ -75,7 +78,15 @@ def create_app(
     app.include_router(webhooks_router(store), dependencies=[guard])
     _health_route(app, store, health)
     # The dashboard: its own login (a session cookie), not the bearer token guard.
-    install_dashboard(app, store, health, token, actions=actions, results_dir=results_dir)
+    install_dashboard(
+        app,
+        store,
+        health,
+        token,
+        actions=actions,
+        results_dir=results_dir,
+        upstream_held=upstream_held,
+    )
     return app
 
 

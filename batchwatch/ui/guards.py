@@ -3,6 +3,7 @@ login wall and the checks of a post (same origin, then session, then CSRF token)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +29,8 @@ class Ui:
     actions: Actions | None
     results_actions: ResultsActions | None
     results_dir: Path | None
+    #: Seconds the upstream's ``Retry-After`` still holds the poller (None: not known here).
+    upstream_held: Callable[[], float] | None = None
 
 
 class LoginRequired(Exception):

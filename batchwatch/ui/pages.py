@@ -62,6 +62,7 @@ def _overview(ui: Ui) -> dict[str, Any]:
         "active_total": sum(n for s, n in by_status.items() if s in ACTIVE),
         "ended": reads.ended_since(ui.store, int((now - timedelta(hours=24)).timestamp())),
         "health": ui.health.snapshot(now),
+        "held": ui.upstream_held() if ui.upstream_held is not None else None,
         "alerts": reads.alerts(ui.store),
         "running": [(j, figures.outlook(j.remote, now)) for j in running],
     }

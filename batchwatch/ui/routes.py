@@ -4,6 +4,7 @@ files, the login wall and the security headers of every ``/ui`` response."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -34,6 +35,7 @@ def install(
     *,
     actions: Actions | None = None,
     results_dir: Path | None = None,
+    upstream_held: Callable[[], float] | None = None,
 ) -> None:
     ui = Ui(
         store=store,
@@ -42,6 +44,7 @@ def install(
         actions=actions,
         results_actions=ResultsActions(actions) if actions is not None else None,
         results_dir=results_dir,
+        upstream_held=upstream_held,
     )
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(LoginRequired, to_login)

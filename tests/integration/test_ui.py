@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from batchwatch.daemon import Daemon
+from batchwatch.simulator.faults import FaultRule
 from batchwatch.simulator.server import RunningSimulator
 from batchwatch.ui.render import STATIC
 from tests.helpers import get, upstream_job, wait_for
@@ -217,3 +218,18 @@ def test_the_jobs_page_filters(simulator: RunningSimulator, daemon: Daemon, toke
     ).text
     assert "<html" not in fragment
     assert done in fragment
+
+
+def test_the_overview_shows_the_upstream_s_retry_after_wait(
+    daemon: Daemon, token: str, simulator: RunningSimulator
+) -> None:
+    browser = login(daemon, token)
+    assert "Retry-After wait</dt><dd>none" in browser.get(daemon.api_url + "/ui/", timeout=5).text
+    simulator.simulation.faults.set([FaultRule("429", retry_after=30)])
+    held = re.compile(r"Retry-After wait</dt><dd>(\d+) s left")
+
+    def waiting() -> bool:
+        found = held.search(browser.get(daemon.api_url + "/ui/", timeout=5).text)
+        return found is not None and 20 <= int(found.group(1)) <= 30
+
+    wait_for(waiting, 10)

@@ -189,6 +189,10 @@ class HttpApi:
             if api_key:
                 session.headers["Authorization"] = f"Bearer {api_key}"
 
+    def held_seconds(self) -> float:
+        """How long the upstream's last ``Retry-After`` still holds every request (0: none)."""
+        return max(0.0, self._gate.remaining())
+
     def close(self) -> None:
         self._session.close()
         self._once.close()
