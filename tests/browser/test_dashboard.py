@@ -276,3 +276,34 @@ def test_no_page_breaks_its_content_security_policy(
     violations = browser.csp_violations()
     assert not violations, "\n".join(violations)
     assert not foreign, f"loaded from another origin: {foreign}"
+
+
+def _polls(browser: Browser) -> int:
+    """The page's background requests so far (htmx's polls are XMLHttpRequests)."""
+    count: int = browser.js(
+        "return performance.getEntriesByType('resource')"
+        ".filter(e => e.initiatorType === 'xmlhttprequest').length;"
+    )
+    return count
+
+
+def _visibility(browser: Browser, state: str) -> None:
+    browser.js(
+        "Object.defineProperty(document, 'visibilityState', {value: arguments[0],"
+        " configurable: true}); document.dispatchEvent(new Event('visibilitychange'));",
+        state,
+    )
+
+
+def test_a_hidden_tab_stops_polling_and_a_visible_one_catches_up(
+    signed_in: Browser, daemon: DaemonProcess
+) -> None:
+    browser = signed_in
+    browser.open("/ui/")
+    eventually(lambda: _polls(browser) >= 1, 15, "the overview to poll")
+    _visibility(browser, "hidden")
+    hidden_at = _polls(browser)
+    time.sleep(7)  # two polling periods of the overview (every 3 s)
+    assert _polls(browser) == hidden_at, "a hidden tab kept polling"
+    _visibility(browser, "visible")
+    eventually(lambda: _polls(browser) > hidden_at, 10, "the visible tab to refresh")
