@@ -137,6 +137,11 @@ def test_wheel_in_a_fresh_venv_migrates_and_serves(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {token}"},
         )
         assert listed.status_code == 200 and listed.json()["total"] == 0
+        # The dashboard's templates and static files came with the wheel.
+        login = requests.get(f"http://127.0.0.1:{port}/ui/login", timeout=5)
+        assert login.status_code == 200 and 'name="token"' in login.text
+        htmx = requests.get(f"http://127.0.0.1:{port}/ui/static/htmx.min.js", timeout=5)
+        assert htmx.status_code == 200 and len(htmx.content) > 10_000
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=15) == 0
     finally:
