@@ -192,6 +192,21 @@ def _retry_one(local: LocalClient, jobs: list[RemoteJob], out: Console) -> None:
     )
 
 
+def _events(local: LocalClient, out: Console) -> None:
+    """What the event feed recorded meanwhile, by type (what webhooks and hooks are sent)."""
+    found: dict[str, int] = {}
+    after = 0
+    while True:
+        page = local.events(after, limit=1000)
+        for event in page["data"]:
+            found[event["type"]] = found.get(event["type"], 0) + 1
+        if not page["data"]:
+            break
+        after = page["next_after"]
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(found.items()))
+    out.print(f"events recorded: {kinds} (batchwatch events --follow)", soft_wrap=True)
+
+
 def run_demo(jobs: int = 5, keep: bool = False) -> int:
     jobs = max(1, min(jobs, 20))
     workdir = Path(tempfile.mkdtemp(prefix="batchwatch-demo-"))
@@ -225,6 +240,7 @@ def run_demo(jobs: int = 5, keep: bool = False) -> int:
         _print_histories(local, final, out)
         _show_results(local, final, out)
         _retry_one(local, final, out)
+        _events(local, out)
         ended = sum(job.status.is_terminal for job in final)
         out.print(f"{ended}/{len(ids)} jobs ended; every transition above was recorded once.")
         return 0 if ended == len(ids) else 1

@@ -268,6 +268,8 @@ def test_demo_into_a_pipe_keeps_tables_and_titles_whole() -> None:
         assert any(re.fullmatch(title, line) for line in lines), f"{name}'s title is split"
     merged = r"merged with its retry: 40 requests, \d+ succeeded, \d+ still failed .*"
     assert any(re.fullmatch(merged, line) for line in lines), done.stdout[-2000:]
+    events = r"events recorded: \d+ job\.finished, \d+ job\.results_ready, \d+ job\.transitioned .*"
+    assert any(re.fullmatch(events, line) for line in lines), done.stdout[-2000:]
 
 
 def test_output_into_a_closed_pipe_is_no_traceback(config: str) -> None:
