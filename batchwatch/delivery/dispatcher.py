@@ -69,21 +69,13 @@ def outcome(p: Pending, attempt: Attempt, now: datetime, rng: random.Random) -> 
     return Outcome(p.event.seq, "pending", attempts, later, first, attempt.status, attempt.error)
 
 
-def sendable(rows: Sequence[Pending], now: datetime, lanes: int) -> list[list[Pending]]:
-    """The due deliveries of ``rows`` (pending, in outbox order) split into lanes, each
-    job's on one lane in order. A job whose earliest pending delivery is not due sends
-    nothing: its later events wait behind it."""
+def into_lanes(rows: Sequence[Pending], lanes: int, per_lane: int) -> list[list[Pending]]:
+    """Deliveries (due, in outbox order: ``store.events.due`` chose them) split into at
+    most ``lanes`` lanes of at most ``per_lane``, each job's on one lane in order."""
     out: list[list[Pending]] = [[] for _ in range(lanes)]
-    blocked: set[str] = set()
     for p in rows:
-        job = p.event.job_id
-        if job in blocked:
-            continue
-        if p.next_at > now:
-            blocked.add(job)
-            continue
-        out[hash(job) % lanes].append(p)
-    return [lane for lane in out if lane]
+        out[hash(p.event.job_id) % lanes].append(p)
+    return [lane[:per_lane] for lane in out if lane]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +160,7 @@ class Dispatcher(threading.Thread):
         rows = stored.due(self.store, self.endpoint.name, now, 2 * LANE_ROWS * self.endpoint.lanes)
         # At most LANE_ROWS sends per lane before their outcomes are recorded: a kill loses
         # (and so sends again) only those, and new events wait only that long to be queued.
-        lanes = [lane[:LANE_ROWS] for lane in sendable(rows, now, self.endpoint.lanes)]
+        lanes = into_lanes(rows, self.endpoint.lanes, LANE_ROWS)
         if not lanes:
             due = stored.next_due(self.store, self.endpoint.name)
             wait = (due - now).total_seconds() if due is not None else IDLE_SECONDS

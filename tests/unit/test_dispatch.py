@@ -12,8 +12,8 @@ import pytest
 from batchwatch.delivery.dispatcher import (
     MAX_ATTEMPTS,
     backoff_seconds,
+    into_lanes,
     outcome,
-    sendable,
 )
 from batchwatch.delivery.senders import Attempt
 from batchwatch.events import EventType, new_event
@@ -52,17 +52,12 @@ def test_a_delivery_dies_after_its_last_attempt_or_a_day() -> None:
     assert outcome(old, Attempt(True, 204), later, rng).state == "delivered"
 
 
-def test_a_job_whose_earliest_delivery_is_not_due_sends_nothing() -> None:
-    rows = [
-        pending(1, "a", due=timedelta(seconds=30), attempts=1),
-        pending(2, "b"),
-        pending(3, "a"),
-        pending(4, "b"),
-    ]
-    lanes = sendable(rows, T0, lanes=4)
-    sent = [p.event.seq or 0 for lane in lanes for p in lane]
-    assert sorted(sent) == [2, 4]
-    # Each job's deliveries share one lane, in outbox order.
+def test_each_job_s_deliveries_share_one_lane_in_order_and_lanes_are_capped() -> None:
+    rows = [pending(n, "ab"[n % 2]) for n in range(1, 21)]
+    lanes = into_lanes(rows, lanes=4, per_lane=3)
+    assert all(len(lane) <= 3 for lane in lanes)
     for lane in lanes:
-        seqs = [p.event.seq for p in lane if p.event.job_id == "b"]
-        assert seqs in ([], [2, 4])
+        for job in "ab":
+            seqs = [p.event.seq or 0 for p in lane if p.event.job_id == job]
+            assert seqs == sorted(seqs)
+            assert not seqs or seqs[0] == (2 if job == "a" else 1)  # each job's first
