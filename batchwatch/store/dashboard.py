@@ -1,5 +1,5 @@
 """The dashboard's reads that no API route needs: what ended lately, the active jobs with a
-standing alert, the newest events, and one result file of a job (by kind and number)."""
+standing alert, the newest events, and a job's progress thinned for its curve."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from batchwatch.events import Event
-from batchwatch.models import ACTIVE_STATUSES, TERMINAL_STATUSES, ProgressSample, ResultFile
+from batchwatch.models import ACTIVE_STATUSES, TERMINAL_STATUSES, ProgressSample
 from batchwatch.store import Store
 from batchwatch.store.codecs import decode_time
 from batchwatch.store.events import _READ, _event
 from batchwatch.store.rows import _PROGRESS_READ, _progress_of
-from batchwatch.store.schema import events, job_alerts, jobs, progress, result_files
+from batchwatch.store.schema import events, job_alerts, jobs, progress
 
 _ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 _TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
@@ -89,18 +89,6 @@ def newest_events(store: Store, before: int | None, limit: int) -> list[Event]:
     if before is not None:
         query = query.where(events.c.seq < before)
     return [_event(row) for row in store._rows(query)]
-
-
-def result_file(store: Store, job_id: str, kind: str, n: int) -> ResultFile | None:
-    """One downloaded file of the job, by its key (never by a path a caller gives)."""
-    query = select(result_files).where(
-        result_files.c.job_id == job_id, result_files.c.kind == kind, result_files.c.n == n
-    )
-    with store.reading() as conn:
-        f = conn.execute(query).mappings().first()
-    if f is None:
-        return None
-    return ResultFile(f["kind"], f["n"], f["file_id"], f["bytes"], f["sha256"], f["path"])
 
 
 def progress_sampled(store: Store, job_id: str, limit: int) -> tuple[int, list[ProgressSample]]:

@@ -14,7 +14,7 @@ from batchwatch.actions import Actions
 from batchwatch.health import Health
 from batchwatch.results.actions import ResultsActions
 from batchwatch.store import Store
-from batchwatch.store import dashboard as reads
+from batchwatch.store import results as stored_results
 from batchwatch.ui.guards import LoginRequired, Refused, Ui, refused_page, session_of, to_login
 from batchwatch.ui.pages import page_router
 from batchwatch.ui.posts import post_router
@@ -73,7 +73,9 @@ def _extra_routes(app: FastAPI, ui: Ui) -> None:
         session_of(ui, request)
         if kind not in FILE_KINDS:
             raise Refused(404, f"no file kind {kind}")
-        found = reads.result_file(ui.store, job_id, kind, n)
+        ready = stored_results.job_results(ui.store, job_id)
+        files = ready.files if ready is not None else ()
+        found = next((f for f in files if (f.kind, f.n) == (kind, n)), None)
         path = Path(found.path).resolve() if found else None
         # The path comes from the database, written by the results worker; it must still
         # lie inside the results directory (a database edited by hand, or restored from
