@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +79,24 @@ def print_table(rows: Sequence[Row]) -> None:
     say("-+-".join("-" * w for w in widths))
     for cell in cells:
         say(" | ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)))
+
+
+def run_alone(
+    figure: Callable[[Context], list[Row]], quick: bool, profile: bool = False, **shared: Any
+) -> int:
+    """A figure run on its own (a module's ``main``): in a throwaway directory, its table
+    printed; exit status 1 when a target is missed."""
+    import tempfile
+
+    from batchwatch import logs
+
+    logs.configure("warning", "console")
+    with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
+        ctx = Context(quick=quick, workdir=Path(tmp), profile=profile)
+        ctx.shared.update(shared)
+        rows = figure(ctx)
+    print_table(rows)
+    return 0 if all(row.ok is not False for row in rows) else 1
 
 
 # ---- statistics ------------------------------------------------------------------------

@@ -28,13 +28,11 @@ import random
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from batchwatch import logs
 from tests.benchmarks.common import (
     Context,
     DaemonProcess,
@@ -42,7 +40,7 @@ from tests.benchmarks.common import (
     Simulator,
     median,
     percentile,
-    print_table,
+    run_alone,
     say,
 )
 from tests.benchmarks.profiling import sampled
@@ -243,11 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer read samples")
     parser.add_argument("--profile", action="store_true", help="show where the daemon's time goes")
     args = parser.parse_args(argv)
-    logs.configure("warning", "console")
-    with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
-        rows = figure(Context(quick=args.quick, workdir=Path(tmp), profile=args.profile))
-    print_table(rows)
-    return 0 if all(row.ok is not False for row in rows) else 1
+    return run_alone(figure, args.quick, args.profile)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -50,7 +49,6 @@ from urllib.parse import urlsplit
 import orjson
 from standardwebhooks.webhooks import Webhook
 
-from batchwatch import logs
 from batchwatch.events import Event, EventType, event_body, new_event, transition_data
 from batchwatch.models import JobOrigin, JobStatus, Transition
 from batchwatch.store import Store
@@ -62,8 +60,8 @@ from tests.benchmarks.common import (
     Row,
     Simulator,
     percentile,
-    print_table,
     rss_mb,
+    run_alone,
     run_json,
     say,
 )
@@ -423,11 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.blast:
         print(json.dumps(_blast(args.blast, args.secret_file, args.count)))
         return 0
-    logs.configure("warning", "console")
-    with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
-        rows = figure(Context(quick=args.quick, workdir=Path(tmp), profile=args.profile))
-    print_table(rows)
-    return 0 if all(row.ok is not False for row in rows) else 1
+    return run_alone(figure, args.quick, args.profile)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchwatch import logs
 from batchwatch.poller import PollOptions, poll_once
 from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.store import Store
-from tests.benchmarks.common import SIM_KEY, Context, Row, Simulator, print_table, say
+from tests.benchmarks.common import SIM_KEY, Context, Row, Simulator, run_alone, say
 
 PAGE_SIZE = 100
 
@@ -111,13 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--active", type=int, nargs="+", default=[100, 1_000, 10_000])
     parser.add_argument("--quick", action="store_true", help="skip the 10,000-get naive loop")
     args = parser.parse_args(argv)
-    logs.configure("warning", "console")
-    with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
-        ctx = Context(quick=args.quick, workdir=Path(tmp))
-        ctx.shared["requests_sizes"] = args.active
-        rows = figure(ctx)
-    print_table(rows)
-    return 0 if all(row.ok is not False for row in rows) else 1
+    return run_alone(figure, args.quick, requests_sizes=args.active)
 
 
 if __name__ == "__main__":

@@ -27,14 +27,12 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from batchwatch import logs
 from tests.benchmarks.common import (
     Context,
     DaemonProcess,
@@ -42,8 +40,8 @@ from tests.benchmarks.common import (
     Simulator,
     median,
     percentile,
-    print_table,
     rss_mb,
+    run_alone,
     say,
 )
 from tests.processes import wait_until
@@ -271,11 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 20,000-request job")
     args = parser.parse_args(argv)
-    logs.configure("warning", "console")
-    with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
-        rows = figure(Context(quick=args.quick, workdir=Path(tmp)))
-    print_table(rows)
-    return 0 if all(row.ok is not False for row in rows) else 1
+    return run_alone(figure, args.quick)
 
 
 if __name__ == "__main__":

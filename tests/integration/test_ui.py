@@ -26,15 +26,20 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def login(daemon: Daemon, token: str) -> requests.Session:
-    browser = requests.Session()
+def post_login(browser: requests.Session, daemon: Daemon, token: str) -> requests.Response:
+    """Fill in the login form as served (its CSRF field included) and post it."""
     form = browser.get(daemon.api_url + "/ui/login", timeout=5)
-    answer = browser.post(
+    return browser.post(
         daemon.api_url + "/ui/login",
         data={"token": token, "csrf": csrf_of(form.text)},
         allow_redirects=False,
         timeout=5,
     )
+
+
+def login(daemon: Daemon, token: str) -> requests.Session:
+    browser = requests.Session()
+    answer = post_login(browser, daemon, token)
     assert answer.status_code == 303
     assert answer.headers["location"] == "/ui/"
     return browser
@@ -59,12 +64,7 @@ def test_login_sets_an_httponly_samesite_strict_cookie(daemon: Daemon, token: st
     form = browser.get(daemon.api_url + "/ui/login", timeout=5)
     assert 'name="token"' in form.text
     assert '<label for="token">' in form.text
-    answer = browser.post(
-        daemon.api_url + "/ui/login",
-        data={"token": token, "csrf": csrf_of(form.text)},
-        allow_redirects=False,
-        timeout=5,
-    )
+    answer = post_login(browser, daemon, token)
     assert answer.status_code == 303
     cookie = next(c for c in answer.headers["set-cookie"].split(", ") if "batchwatch_session=" in c)
     flags = {part.strip().lower() for part in cookie.split(";")}
