@@ -188,9 +188,11 @@ def test_restarted_poller_records_nothing_twice(
     simulator: RunningSimulator, client: MistralClient, sqlite_url: str
 ) -> None:
     """Two Store objects on one file, as two daemon lives: history continues, once."""
-    job_id = create(client)
     first = Store(sqlite_url)
     first.migrate()
+    # Created once the database is ready: migrating takes longer than the simulator's 0.3 s
+    # in QUEUED on a busy machine, and the first poll must see the job queued.
+    job_id = create(client)
     poll_once(client, first, PollOptions())
     first.close()
     second = Store(sqlite_url)
