@@ -10,7 +10,7 @@ import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,31 +24,33 @@ from batchwatch.models import (
     IntentState,
     JobOrigin,
     JobStatus,
-    ListFilter,
     RemoteJob,
     StoredJob,
 )
-from batchwatch.providers.mistral.client import MistralClient
-from batchwatch.providers.mistral.retry import RetryPolicy
-from batchwatch.providers.mistral.schemas import CreateBatchJobIn
+from batchwatch.providers import provider as provider_entry
+from batchwatch.providers import provider_of_id
+from batchwatch.providers.base import CreateRequest, ProviderClient
+from batchwatch.providers.mistral.client import REQUEST_TAG
+from batchwatch.providers.retry import RetryPolicy
 from batchwatch.store import Store, Writer, intents
 from batchwatch.transitions import plan
 
 log = get_logger("batchwatch.actions")
 
-#: The metadata key that ties an upstream job to the create intent that made it.
-REQUEST_TAG = "batchwatch_request_id"
+__all__ = ["REQUEST_TAG", "Actions", "ProviderActions", "request_hash"]
 
 
-def request_hash(request: CreateBatchJobIn) -> str:
+def request_hash(request: CreateRequest) -> str:
     """Same body, same hash, whatever the key order: what a reused key is compared by."""
     canonical = json.dumps(request.to_json(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass
-class Actions:
-    client: MistralClient
+class ProviderActions:
+    """The actions on one provider's jobs, through its ``client``."""
+
+    client: ProviderClient
     store: Store
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     #: Attempts at a create whose outcome stays unknown (the client's retry policy says
@@ -61,10 +63,16 @@ class Actions:
 
     # ---- create ------------------------------------------------------------------------
 
-    def create(self, request: CreateBatchJobIn, key: str | None, requested_by: str) -> StoredJob:
+    @property
+    def upstream(self) -> str:
+        """The provider's name as users know it (Mistral, OpenAI, Anthropic)."""
+        return provider_entry(self.client.provider).label
+
+    def create(self, request: CreateRequest, key: str | None, requested_by: str) -> StoredJob:
         """Create a job at most once per ``key`` (a fresh key when None)."""
-        if request.metadata and REQUEST_TAG in request.metadata:
-            raise ActionError(422, f"metadata.{REQUEST_TAG} is reserved for batchwatch")
+        reserved = self.client.reserved(request)
+        if reserved is not None:
+            raise ActionError(422, f"{reserved} is reserved for batchwatch")
         key = key or f"auto-{uuid.uuid4()}"
         digest = request_hash(request)
         with self._key_lock(key):
@@ -90,21 +98,19 @@ class Actions:
             return self._create_upstream(request, intent, search_first=not fresh)
 
     def _create_upstream(
-        self, request: CreateBatchJobIn, intent: CreateIntent, search_first: bool
+        self, request: CreateRequest, intent: CreateIntent, search_first: bool
     ) -> StoredJob:
-        tagged = request.model_copy(
-            update={"metadata": {**(request.metadata or {}), REQUEST_TAG: intent.request_id}}
-        )
+        tagged = self.client.tagged(request, intent.request_id)
         last: ApiError | None = None
         for attempt in range(self.create_attempts):
             # Before any resend, look for the job the earlier attempt may have created.
             if attempt > 0 or search_first:
-                found = self._find_tagged(intent)
+                found = self._find_tagged(intent, request)
                 if found is not None:
                     log.info("create_adopted", job_id=found.id, key=intent.key)
                     return self._record_create(intent, found)
             try:
-                # Mistral: jobs_api_routes_batch_create_batch_job (POST /v1/batch/jobs)
+                # The provider's create (Mistral: POST /v1/batch/jobs), sent once.
                 job = self.client.create_job(tagged)
             except ApiError as exc:
                 if not RetryPolicy.outcome_unknown(exc.status_code):
@@ -112,7 +118,7 @@ class Actions:
                         self.store, intent.key, exc.status_code, exc.message, self.clock()
                     )
                     raise ActionError(
-                        _local_status(exc), f"Mistral refused the create: {exc.message}"
+                        _local_status(exc), f"{self.upstream} refused the create: {exc.message}"
                     ) from None
                 last = exc
                 log.warning(
@@ -123,30 +129,27 @@ class Actions:
                     break
                 continue
             return self._record_create(intent, job)
-        found = self._find_tagged(intent)
+        found = self._find_tagged(intent, request)
         if found is not None:
             return self._record_create(intent, found)
         raise ActionError(
             503,
-            f"Mistral did not confirm the create ({last.message if last else 'no answer'}); "
+            f"{self.upstream} did not confirm the create "
+            f"({last.message if last else 'no answer'}); "
             "retry with the same Idempotency-Key: batchwatch will find the job if it was "
             "created, and create it otherwise",
         )
 
-    def _find_tagged(self, intent: CreateIntent) -> RemoteJob | None:
-        flt = ListFilter(created_after=intent.created_at - self.search_margin, created_by_me=True)
+    def _find_tagged(self, intent: CreateIntent, request: CreateRequest) -> RemoteJob | None:
+        since = intent.created_at - self.search_margin
         try:
-            candidates = self.client.list_all(flt).jobs
+            return self.client.find_created(intent.request_id, since, request)
         except ApiError as exc:
             raise ActionError(
                 503,
-                f"cannot check Mistral for an earlier attempt: "
+                f"cannot check {self.upstream} for an earlier attempt: "
                 f"{exc.message}; retry with the same Idempotency-Key",
             ) from None
-        for job in candidates:
-            if (job.metadata or {}).get(REQUEST_TAG) == intent.request_id:
-                return job
-        return None
 
     def _record_create(self, intent: CreateIntent, job: RemoteJob) -> StoredJob:
         now = self.clock()
@@ -176,7 +179,7 @@ class Actions:
             job = self.client.cancel_job(job_id)
         except ApiError as exc:
             if exc.status_code == 404:
-                raise ActionError(404, f"Mistral has no job {job_id}") from None
+                raise ActionError(404, f"{self.upstream} has no job {job_id}") from None
             if exc.status_code == 400:
                 # Upstream says it cannot be cancelled: it ended before we saw it end.
                 ended = self._fetch(job_id)
@@ -196,9 +199,13 @@ class Actions:
         return self._existing(job_id)
 
     def upload(self, filename: str, content: bytes, purpose: str) -> dict[str, Any]:
+        upload = getattr(self.client, "upload_content", None)
+        if upload is None:
+            raise ActionError(404, f"{self.upstream} has no files API: requests go inline")
         try:
-            # Mistral: files_api_routes_upload_file (POST /v1/files)
-            return self.client.upload_content(filename, content, purpose)
+            # The provider's files API (Mistral, OpenAI: POST /v1/files)
+            result: dict[str, Any] = upload(filename, content, purpose)
+            return result
         except ApiError as exc:
             raise ActionError(_local_status(exc), f"upload failed: {exc.message}") from None
 
@@ -206,13 +213,13 @@ class Actions:
 
     def _fetch(self, job_id: str) -> RemoteJob:
         try:
-            # Mistral: jobs_api_routes_batch_get_batch_job (GET /v1/batch/jobs/{job_id})
+            # The provider's get (Mistral: GET /v1/batch/jobs/{job_id})
             return self.client.get_job(job_id)
         except ApiError as exc:
             if exc.status_code in (404, 422):
-                raise ActionError(404, f"Mistral has no job {job_id}") from None
+                raise ActionError(404, f"{self.upstream} has no job {job_id}") from None
             raise ActionError(
-                _local_status(exc), f"cannot read job {job_id} from Mistral: {exc.message}"
+                _local_status(exc), f"cannot read job {job_id} from {self.upstream}: {exc.message}"
             ) from None
 
     def _record_now(self, job: RemoteJob, action: str, origin: JobOrigin, by: str) -> None:
@@ -250,6 +257,52 @@ class Actions:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             yield
+
+
+class Actions:
+    """The actions on every configured provider's jobs: each goes to the provider of the
+    job (stored, or told by its id's shape) or of the request."""
+
+    def __init__(self, clients: Iterable[ProviderClient], store: Store) -> None:
+        self.store = store
+        self.providers: dict[str, ProviderActions] = {
+            c.provider: ProviderActions(c, store) for c in clients
+        }
+
+    def provider(self, name: str) -> ProviderActions:
+        """``name``'s actions; a 409 saying how to turn it on when it is not configured."""
+        found = self.providers.get(name)
+        if found is None:
+            entry = provider_entry(name)
+            raise ActionError(
+                409,
+                f"{entry.label} is not configured on this daemon: give it a key "
+                f"(${entry.key_variable} or [{name}] api_key_file)",
+            )
+        return found
+
+    def for_job(self, job_id: str, provider: str | None = None) -> ProviderActions:
+        """The actions of ``job_id``'s provider: as given, as stored, else by its id."""
+        if provider is None:
+            stored = self.store.get_job(job_id)
+            provider = stored.remote.provider if stored else provider_of_id(job_id)
+        return self.provider(provider)
+
+    def create(
+        self, request: CreateRequest, key: str | None, requested_by: str, provider: str = "mistral"
+    ) -> StoredJob:
+        return self.provider(provider).create(request, key, requested_by)
+
+    def cancel(self, job_id: str, requested_by: str) -> StoredJob:
+        return self.for_job(job_id).cancel(job_id, requested_by)
+
+    def track(self, job_id: str, requested_by: str, provider: str | None = None) -> StoredJob:
+        return self.for_job(job_id, provider).track(job_id, requested_by)
+
+    def upload(
+        self, filename: str, content: bytes, purpose: str, provider: str = "mistral"
+    ) -> dict[str, Any]:
+        return self.provider(provider).upload(filename, content, purpose)
 
 
 def _local_status(exc: ApiError) -> int:

@@ -13,7 +13,7 @@ CLI can print one line and exit instead of a traceback.
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
@@ -22,6 +22,12 @@ from typing import Annotated, Any, ClassVar, Literal
 from annotated_types import Ge, Gt, Le
 
 from batchwatch.config_events import AlertSettings, HookSettings, WebhookSettings, with_secrets
+from batchwatch.config_providers import (
+    AnthropicSettings,
+    MistralSettings,
+    OpenAISettings,
+    with_key,
+)
 from batchwatch.errors import ConfigError
 
 ENV_CONFIG = "BATCHWATCH_CONFIG"
@@ -31,36 +37,6 @@ ENV_PREFIX = "BATCHWATCH_"
 _STRICT_KEYS: dict[str, Any] = {"extra": "forbid"}
 #: Field metadata of a value that is not a key of the file (resolved, not configured).
 _NOT_A_KEY = {"key": False}
-
-
-class _HttpUrl:
-    """pydantic's check of ``mistral.server_url``: an http(s) URL, kept without a final
-    slash. Declared here without importing pydantic, which calls the hook when it validates."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Callable[[Any], Any]) -> Any:
-        from pydantic_core import core_schema
-
-        return core_schema.no_info_after_validator_function(cls.check, handler(source))
-
-    @staticmethod
-    def check(value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {value!r}")
-        return value.rstrip("/")
-
-
-@dataclass(frozen=True, slots=True)
-class MistralSettings:
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
-
-    server_url: Annotated[str, _HttpUrl] = "https://api.mistral.ai"
-    api_key_file: Path | None = None
-    timeout_seconds: Annotated[float, Gt(0), Le(600)] = 30.0
-    #: Retries of one request on 429/5xx/connection errors, with exponential backoff.
-    max_retries: Annotated[int, Ge(0), Le(10)] = 4
-    #: Not a file key: resolved from api_key_file, $CREDENTIALS_DIRECTORY or $MISTRAL_API_KEY.
-    api_key: str | None = field(default=None, repr=False, metadata=_NOT_A_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +123,8 @@ class Settings:
     __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
 
     mistral: MistralSettings = field(default_factory=MistralSettings)
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
+    anthropic: AnthropicSettings = field(default_factory=AnthropicSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -159,6 +137,13 @@ class Settings:
     webhooks: tuple[WebhookSettings, ...] = field(default=(), metadata={"table": True})
     hooks: tuple[HookSettings, ...] = field(default=(), metadata={"table": True})
     state_dir: Path = field(default_factory=default_state_dir, metadata=_NOT_A_KEY)
+
+    def providers(self) -> dict[str, MistralSettings]:
+        """The providers tracked: each one with a key, and Mistral when none has one (a
+        daemon set up before there were providers keeps polling Mistral, and warns)."""
+        sections = {"mistral": self.mistral, "openai": self.openai, "anthropic": self.anthropic}
+        on = {name: section for name, section in sections.items() if section.api_key}
+        return on or {"mistral": self.mistral}
 
     @property
     def database_url(self) -> str:
@@ -232,10 +217,11 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
     env = os.environ if env is None else env
     path = find_config_file(config_path, env)
     settings = validate_settings(read_toml(path) if path else {}, env, path)
-    api_key = _resolve_api_key(settings.mistral, env)
     return replace(
         settings,
-        mistral=replace(settings.mistral, api_key=api_key),
+        mistral=with_key(settings.mistral, "mistral", env),
+        openai=with_key(settings.openai, "openai", env),
+        anthropic=with_key(settings.anthropic, "anthropic", env),
         webhooks=with_secrets(settings.webhooks),
     )
 
@@ -292,25 +278,6 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
             target = data.setdefault(section, {})
             if isinstance(target, dict):
                 target[key] = env[name]
-
-
-def _resolve_api_key(mistral: MistralSettings, env: Mapping[str, str]) -> str | None:
-    if mistral.api_key_file is not None:
-        return _read_secret(mistral.api_key_file, "mistral.api_key_file")
-    credentials = env.get("CREDENTIALS_DIRECTORY")
-    if credentials and (Path(credentials) / "mistral-api-key").is_file():
-        return _read_secret(Path(credentials) / "mistral-api-key", "$CREDENTIALS_DIRECTORY")
-    return env.get("MISTRAL_API_KEY") or None
-
-
-def _read_secret(path: Path, key: str) -> str:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
-    if not value:
-        raise ConfigError(f"{key}: {path} is empty")
-    return value
 
 
 def _one_error(err: Any) -> str:

@@ -26,7 +26,7 @@ from batchwatch.tokens import ensure_token
 if TYPE_CHECKING:
     from batchwatch.health import Health
     from batchwatch.metrics import Metrics
-    from batchwatch.providers.mistral.client import MistralClient
+    from batchwatch.providers.base import ProviderClient
     from batchwatch.scheduler import PollScheduler
     from batchwatch.store import Store
 
@@ -79,35 +79,41 @@ class Daemon:
         from batchwatch.store import safe_url
 
         s = self.settings
-        register_secret(s.mistral.api_key)
+        providers = s.providers()
+        for section in providers.values():
+            register_secret(section.api_key)
         token = ensure_token(s.token_file)
         register_secret(token)
         sock = bind_socket(s.api.host, s.api.port)
         self._closers.append(sock.close)
         store = self._open_store()
-        if not s.mistral.api_key:
-            log.warning("api_key_missing", hint="set MISTRAL_API_KEY or mistral.api_key_file")
+        if not s.mistral.api_key and list(providers) == ["mistral"]:
+            log.warning(
+                "api_key_missing",
+                hint="set MISTRAL_API_KEY, OPENAI_API_KEY or ANTHROPIC_API_KEY "
+                "(or [mistral] api_key_file, ...)",
+            )
         health = Health(s.tracking.poll_interval_seconds, datetime.now(UTC))
         metrics = self._metrics(health, store)
-        # One client for the poller's thread, one for the API's request threads.
-        client = self._upstream(metrics)
-        action_client = self._upstream(metrics, wait_with=client)
-        self._closers += [client.close, action_client.close]
-        scheduler = self._scheduler(client, store, health, metrics)
+        # One client per provider for the poller's thread, one for the API's request threads.
+        clients = [self._upstream(name, metrics) for name in providers]
+        action_clients = [self._upstream(c.provider, metrics, wait_with=c) for c in clients]
+        self._closers += [c.close for c in clients + action_clients]
+        scheduler = self._scheduler(clients, store, health, metrics)
         app = create_app(
             store,
             health,
             token,
-            Actions(action_client, store),
+            Actions(action_clients, store),
             s.prices,
             stop=self.stop,
             results_dir=s.results_dir,
-            upstream_held=client.held_seconds,
+            upstream_held=lambda: max(c.held_seconds() for c in clients),
         )
         metrics.install(app)
         self._serve(app, sock)
         if s.results.download:
-            self._start_results(store, health, metrics, client)
+            self._start_results(store, health, metrics, clients)
         self._start_events(store, health, metrics)
         # Last: the heartbeat starts with the scheduler, and READY=1 must come first.
         scheduler.start()
@@ -117,7 +123,7 @@ class Daemon:
             "daemon_started",
             api=self.api_url,
             database=safe_url(s.database_url),
-            upstream=s.mistral.server_url,
+            upstream={name: section.server_url for name, section in providers.items()},
             discover=s.tracking.discover,
             poll_interval_seconds=s.tracking.poll_interval_seconds,
         )
@@ -157,34 +163,38 @@ class Daemon:
         store.on_recorded.append(metrics.recorded)
         return metrics
 
-    def _upstream(self, metrics: Metrics, wait_with: MistralClient | None = None) -> MistralClient:
-        """A client of Mistral; ``wait_with``: one whose ``Retry-After`` waits it shares."""
-        from batchwatch.providers.mistral.client import MistralClient
-        from batchwatch.providers.mistral.retry import RetryPolicy
+    def _upstream(
+        self, provider: str, metrics: Metrics, wait_with: ProviderClient | None = None
+    ) -> ProviderClient:
+        """A client of ``provider``; ``wait_with``: one whose ``Retry-After`` waits it shares."""
+        from batchwatch.providers.clients import client_class
+        from batchwatch.providers.retry import RetryPolicy
 
         s = self.settings
-        return MistralClient(
-            s.mistral.server_url,
-            s.mistral.api_key,
-            timeout=s.mistral.timeout_seconds,
-            retry=RetryPolicy(attempts=s.mistral.max_retries),
+        section = s.providers()[provider]
+        client: ProviderClient = client_class(provider)(
+            section.server_url,
+            section.api_key,
+            timeout=section.timeout_seconds,
+            retry=RetryPolicy(attempts=section.max_retries),
             pool_size=s.tracking.concurrency + 2,
             stop=self.stop,
             observer=metrics.upstream,
             on_retry=metrics.retried,
             wait_with=wait_with,
         )
+        return client
 
     def _start_results(
-        self, store: Store, health: Health, metrics: Metrics, poller: MistralClient
+        self, store: Store, health: Health, metrics: Metrics, pollers: list[ProviderClient]
     ) -> None:
-        """The results worker, on its own threads and HTTP client: never in a cycle's way."""
+        """The results worker, on its own threads and HTTP clients: never in a cycle's way."""
         from batchwatch.results.worker import ResultsOptions, ResultsWorker
 
         s = self.settings
-        client = self._upstream(metrics, wait_with=poller)
+        clients = [self._upstream(p.provider, metrics, wait_with=p) for p in pollers]
         worker = ResultsWorker(
-            client,
+            {c.provider: c for c in clients},
             store,
             ResultsOptions(s.results_dir, concurrency=s.results.concurrency),
             stop=self.stop,
@@ -194,7 +204,7 @@ class Daemon:
         )
         store.on_recorded.append(worker.recorded)
         worker.start()
-        self._closers += [client.close, worker.shutdown]
+        self._closers += [*(c.close for c in clients), worker.shutdown]
 
     def _start_events(self, store: Store, health: Health, metrics: Metrics) -> None:
         """Webhooks, hooks and stuck-job alerts, on threads of their own."""
@@ -216,9 +226,9 @@ class Daemon:
         self._closers.append(service.shutdown)
 
     def _scheduler(
-        self, client: MistralClient, store: Store, health: Health, metrics: Metrics
+        self, clients: list[ProviderClient], store: Store, health: Health, metrics: Metrics
     ) -> PollScheduler:
-        from batchwatch.poller import PollOptions, poll_once
+        from batchwatch.poller import PollOptions, poll_all
         from batchwatch.scheduler import PollScheduler
 
         s = self.settings
@@ -229,7 +239,7 @@ class Daemon:
         )
         watchdog = self.notifier.watchdog_seconds
         return PollScheduler(
-            lambda: poll_once(client, store, options),
+            lambda: poll_all(clients, store, options),
             s.tracking.poll_interval_seconds,
             health,
             on_cycle=metrics.cycle,

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 
 class JobStatus(enum.StrEnum):
-    """Mistral's seven ``BatchJobStatus`` values, plus ``UNKNOWN`` for anything else."""
+    """batchwatch's common statuses: Mistral's seven ``BatchJobStatus`` values, plus
+    ``UNKNOWN`` for anything else. OpenAI's and Anthropic's statuses map onto them
+    (``providers``), and are kept as sent beside them."""
 
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
@@ -122,7 +124,9 @@ class Counters:
 
 @dataclass(frozen=True, slots=True)
 class RemoteJob:
-    """A batch job as Mistral reported it, parsed at the edge (``providers/mistral/wire.py``)."""
+    """A batch job as its provider reported it, parsed at the edge (each provider package's
+    ``wire.py``). ``status`` is the common status, ``raw_status`` the provider's own, as
+    sent; the other fields are the common ones every provider's job is read into."""
 
     id: str
     status: JobStatus
@@ -139,6 +143,8 @@ class RemoteJob:
     started_at: int | None
     completed_at: int | None
     counters: Counters
+    #: Which API the job lives in (``providers.PROVIDERS``).
+    provider: str = "mistral"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +184,10 @@ class Transition:
     last_seen_before: datetime | None
     source: str = "poll"
     id: int | None = None
+    #: The provider's own statuses either side (``from_status``/``to_status`` are common):
+    #: OpenAI's in_progress → finalizing is a transition whose common status stays RUNNING.
+    from_provider_status: str | None = None
+    to_provider_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

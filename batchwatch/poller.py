@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,7 +31,14 @@ from batchwatch.models import (
     RemoteJob,
     Transition,
 )
-from batchwatch.providers.mistral.client import MistralClient
+from batchwatch.newest_first import observe_newest_first
+from batchwatch.observation import Observed, fetch_departed
+from batchwatch.providers.base import (
+    NewestFirstListing,
+    ProviderClient,
+    StatusListing,
+    StatusListingClient,
+)
 from batchwatch.store import JobQuery, Store, Writer
 from batchwatch.transitions import Skipped, departed, latest_by_id, plan
 
@@ -81,7 +88,7 @@ def _sorted_filter(
 
 
 def poll_once(
-    client: MistralClient, store: Store, options: PollOptions, clock: Clock = utc_now
+    client: ProviderClient, store: Store, options: PollOptions, clock: Clock = utc_now
 ) -> CycleReport:
     started = time.monotonic()
     cycle_start = clock()
@@ -91,8 +98,8 @@ def poll_once(
         written = _write(writer, seen.observed, observed_at)
         for job_id in seen.deleted:
             writer.mark_deleted(job_id, observed_at)
-        writer.retain_cached(job.id for job in seen.observed)
-        if seen.discovery_complete:
+        writer.retain_cached((job.id for job in seen.observed), client.provider)
+        if seen.discovery_complete and isinstance(client, StatusListing):
             writer.set_state(WATERMARK, str(int(cycle_start.timestamp())))
     _log_changes(written, seen.deleted)
 
@@ -106,7 +113,7 @@ def poll_once(
         deleted=len(seen.deleted),
         seconds=round(time.monotonic() - started, 4),
     )
-    log.info("poll_finished", **asdict(report))
+    log.info("poll_finished", provider=client.provider, **asdict(report))
     if seen.failures:
         raise PartialCycle(
             f"{len(seen.failures)} read(s) failed, the rest recorded: {seen.failures[0]}"
@@ -144,26 +151,19 @@ def _write(writer: Writer, observed: list[RemoteJob], now: datetime) -> _Written
     return written
 
 
-@dataclass(frozen=True, slots=True)
-class _Observed:
-    """What one cycle read upstream, before anything is written."""
-
-    observed: list[RemoteJob]
-    listed: int
-    discovered: int
-    departed: int
-    deleted: list[str]
-    failures: list[str]
-    #: Discovery read every job it had to: the watermark may move up to this cycle's start.
-    #: Not after a failed or malformed discovery page: the jobs it hid may be known nowhere
-    #: else, so the next cycle must ask for them again.
-    discovery_complete: bool
+def _observe(client: ProviderClient, store: Store, options: PollOptions) -> Observed:
+    """The cycle's reads, as the provider's list allows them."""
+    if isinstance(client, StatusListing):
+        return _observe_by_status(client, store, options)
+    if isinstance(client, NewestFirstListing):
+        return observe_newest_first(client, store, options.discover != "none")
+    raise TypeError(f"{type(client).__name__} offers no way of listing jobs")
 
 
-def _observe(client: MistralClient, store: Store, options: PollOptions) -> _Observed:
-    """The cycle's reads: the active list, discovery, then a get for each stored-active job
+def _observe_by_status(client: StatusListingClient, store: Store, options: PollOptions) -> Observed:
+    """Mistral's reads: the active list, discovery, then a get for each stored-active job
     that neither returned."""
-    stored_active = store.active_job_ids()
+    stored_active = store.active_job_ids(client.provider)
     # Mistral: one status-filtered list (status repeated) instead of a get per job.
     active = client.list_all(
         _sorted_filter(ACTIVE_STATUSES, created_by_me=options.discover == "mine"),
@@ -188,8 +188,8 @@ def _observe(client: MistralClient, store: Store, options: PollOptions) -> _Obse
             hint="left out of this cycle; tracked jobs among them are read one by one",
         )
     gone = departed(stored_active, {job.id for job in observed})
-    fetched, deleted, missed = _fetch_departed(client, gone)
-    return _Observed(
+    fetched, deleted, missed = fetch_departed(client, store, gone)
+    return Observed(
         observed=observed + fetched,
         listed=len(active.jobs),
         discovered=len(found.jobs),
@@ -200,7 +200,7 @@ def _observe(client: MistralClient, store: Store, options: PollOptions) -> _Obse
     )
 
 
-def _discover(client: MistralClient, store: Store, options: PollOptions) -> JobPage:
+def _discover(client: StatusListingClient, store: Store, options: PollOptions) -> JobPage:
     """Jobs that ended without ever being seen active: created since the last cycle (or,
     on the very first cycle, ever), already in a terminal status."""
     mark = store.get_state(WATERMARK)
@@ -213,12 +213,14 @@ def _discover(client: MistralClient, store: Store, options: PollOptions) -> JobP
     flt = _sorted_filter(TERMINAL_STATUSES, created_by_me=mine, created_after=since)
     # Mistral keeps jobs created at or after the whole second it is sent (wire format).
     stored_since = math.floor(since.timestamp())
-    query = JobQuery(statuses=flt.statuses, created_after=stored_since - 1, page_size=0)
+    query = JobQuery(
+        statuses=flt.statuses, created_after=stored_since - 1, page_size=0, provider="mistral"
+    )
     return _read_until_settled(client, store, flt, options, store.list_jobs(query)[1])
 
 
 def _read_until_settled(
-    client: MistralClient, store: Store, flt: ListFilter, options: PollOptions, stored: int
+    client: StatusListingClient, store: Store, flt: ListFilter, options: PollOptions, stored: int
 ) -> JobPage:
     """The terminal jobs matching ``flt``, newest first, page by page, stopping after the
     first page whose every job is already stored with the very status listed, once the
@@ -280,24 +282,6 @@ class _Tally:
         return known_page and expected is not None and self.news_seen >= expected
 
 
-def _fetch_departed(
-    client: MistralClient, job_ids: list[str]
-) -> tuple[list[RemoteJob], list[str], list[str]]:
-    fetched: list[RemoteJob] = []
-    deleted: list[str] = []
-    failures: list[str] = []
-    for job_id in job_ids:
-        try:
-            # Mistral: jobs_api_routes_batch_get_batch_job, for a job that left the list.
-            fetched.append(client.get_job(job_id))
-        except ApiError as exc:
-            if exc.status_code == 404:
-                deleted.append(job_id)  # gone upstream: keep its history, stop polling it
-            else:
-                failures.append(f"{job_id}: {exc.message}")
-    return fetched, deleted, failures
-
-
 def _log_changes(changes: _Written, deleted: list[str]) -> None:
     for t in changes.transitions:
         log.info(
@@ -317,3 +301,31 @@ def _log_changes(changes: _Written, deleted: list[str]) -> None:
         )
     for job_id in deleted:
         log.warning("job_deleted_upstream", job_id=job_id)
+
+
+def poll_all(
+    clients: Sequence[ProviderClient], store: Store, options: PollOptions, clock: Clock = utc_now
+) -> CycleReport:
+    """One cycle of every provider, side by side (each reads and writes its own jobs); one
+    report adding theirs up. A provider that fails does not stop the others: the cycle
+    raises after all of them ran, naming it."""
+    if len(clients) == 1:
+        return poll_once(clients[0], store, options, clock)
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(clients), thread_name_prefix="poll") as pool:
+        futures = [pool.submit(poll_once, c, store, options, clock) for c in clients]
+    reports: list[CycleReport] = []
+    failed: list[str] = []
+    for client, future in zip(clients, futures, strict=True):
+        try:
+            reports.append(future.result())
+        except (ApiError, PartialCycle) as exc:
+            failed.append(f"{client.provider}: {exc}")
+    sums = {name: sum(getattr(r, name) for r in reports) for name in _COUNTED}
+    total = CycleReport(**sums, seconds=round(time.monotonic() - started, 4))
+    if failed:
+        raise PartialCycle("; ".join(failed))
+    return total
+
+
+_COUNTED = ("listed", "discovered", "departed", "transitions", "progress", "skipped", "deleted")

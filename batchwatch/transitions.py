@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from batchwatch import providers
 from batchwatch.models import (
     Counters,
     JobStatus,
@@ -112,7 +113,16 @@ def _transition(before: StoredJob | None, job: RemoteJob, now: datetime, source:
         observed_at=now,
         last_seen_before=before.last_seen_at if before else None,
         source=source,
+        from_provider_status=_known_raw(before) if before and before.transition_count else None,
+        to_provider_status=job.raw_status,
     )
+
+
+def _known_raw(before: StoredJob) -> str | None:
+    """The provider status the stored job was last known in (an unknown one, kept as sent
+    while the status stayed, is not a status it was in)."""
+    raw = before.remote.raw_status
+    return raw if providers.stage(before.remote.provider, raw) is not None else None
 
 
 def _write(before: StoredJob, job: RemoteJob, *, changed: bool, keep_status: bool) -> JobWrite:
@@ -129,7 +139,7 @@ def _decide(before: StoredJob | None, job: RemoteJob) -> bool | Skipped:
         return True  # first (known) sighting
     old_rank = status_rank(before.status)
     if before.status == job.status:
-        return False
+        return _within_status(before, job)
     if old_rank is not None and new_rank < old_rank:
         return Skipped(job.id, "stale_observation", before.status, job.raw_status)
     if before.status.is_terminal:
@@ -139,15 +149,34 @@ def _decide(before: StoredJob | None, job: RemoteJob) -> bool | Skipped:
     return True
 
 
+def _within_status(before: StoredJob, job: RemoteJob) -> bool | Skipped:
+    """The common status did not change: a transition if the provider's own status moved
+    on (OpenAI's in_progress → finalizing), stale if it moved back, else nothing."""
+    old, new = _stage(before.remote), _stage(job)
+    if old is None or new is None or old == new:
+        return False
+    if new < old:
+        return Skipped(job.id, "stale_observation", before.remote.raw_status, job.raw_status)
+    return True
+
+
+def _stage(job: RemoteJob) -> int | None:
+    return providers.stage(job.provider, job.raw_status)
+
+
+def _position(job: RemoteJob) -> tuple[int, int]:
+    """How far along its life an observation is: common status first, then the
+    provider's own within it; unknown statuses first of all."""
+    return (status_rank(job.status) or -1, _stage(job) or 0)
+
+
 def latest_by_id(observed: Iterable[RemoteJob]) -> list[RemoteJob]:
     """One observation per job. Two reads of one job in a cycle (a list page and a ``get``)
     keep the one furthest along, so a stale page never hides a later ``get``."""
     best: dict[str, RemoteJob] = {}
     for job in observed:
         current = best.get(job.id)
-        if current is None or (status_rank(job.status) or -1) >= (
-            status_rank(current.status) or -1
-        ):
+        if current is None or _position(job) >= _position(current):
             best[job.id] = job
     return list(best.values())
 

@@ -15,10 +15,10 @@ from sqlalchemy import create_engine, text
 from batchwatch.config import (
     ApiSettings,
     DatabaseSettings,
-    MistralSettings,
     Settings,
     TrackingSettings,
 )
+from batchwatch.config_providers import MistralSettings
 from batchwatch.daemon import Daemon
 from batchwatch.models import Counters, JobStatus, RemoteJob
 from batchwatch.providers.mistral.client import MistralClient

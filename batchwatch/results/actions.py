@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchwatch.actions import REQUEST_TAG, Actions
+from batchwatch.actions import Actions, ProviderActions
 from batchwatch.errors import ActionError, ApiError
 from batchwatch.logs import get_logger
 from batchwatch.models import JobResults, Outcome, ResultsState, StoredJob
-from batchwatch.providers.mistral.schemas import CreateBatchJobIn
+from batchwatch.providers.base import CreateRequest
 from batchwatch.results.ledger import request_lines
 from batchwatch.store import Store, intents, ledger
 from batchwatch.store import results as stored
@@ -45,20 +46,26 @@ class ResultsActions:
     ) -> StoredJob:
         """The child job of ``job_id`` holding its requests of the outcomes ``only``."""
         parent = self._job(job_id)
+        acting = self.actions.for_job(job_id, parent.remote.provider)
         outcomes = sorted(set(only) or set(RETRYABLE))
         key = key or f"retry:{job_id}:{','.join(outcomes)}"
         intent = intents.get_intent(self.store, key)
+        request: CreateRequest
         if intent is not None:  # asked before: the same request again, nothing uploaded
-            request = CreateBatchJobIn.model_validate(intent.body)
+            request = acting.client.create_model.model_validate(intent.body)
         else:
-            request = self._child_request(parent, self._ready(job_id), outcomes)
-        child = self.actions.create(request, key, requested_by)
+            request = self._child_request(acting, parent, self._ready(job_id), outcomes)
+        child = acting.create(request, key, requested_by)
         log.info("job_retried", parent=job_id, child=child.id, only=outcomes, by=requested_by)
         return child
 
     def _child_request(
-        self, parent: StoredJob, results: JobResults, outcomes: list[Outcome]
-    ) -> CreateBatchJobIn:
+        self,
+        acting: ProviderActions,
+        parent: StoredJob,
+        results: JobResults,
+        outcomes: list[Outcome],
+    ) -> CreateRequest:
         custom_ids = ledger.custom_ids(self.store, parent.id, outcomes)
         if not custom_ids:
             words = " or ".join(o.value for o in outcomes)
@@ -71,43 +78,22 @@ class ResultsActions:
                 )
         if not inputs:
             raise ActionError(409, f"job {parent.id} has no input file to take requests from")
-        file_id = self._upload(parent.id, inputs, custom_ids)
-        remote = parent.remote
-        metadata = {k: v for k, v in (remote.metadata or {}).items() if k != REQUEST_TAG}
-        return CreateBatchJobIn.model_validate(
-            {
-                "input_files": [file_id],
-                "endpoint": remote.endpoint,
-                "model": remote.model,
-                "agent_id": remote.agent_id,
-                "metadata": {**metadata, PARENT_TAG: parent.id},
-            }
-        )
-
-    def _upload(self, job_id: str, inputs: list[Path], custom_ids: Collection[str]) -> str:
-        """The requests' original lines as a new input file upstream; its id."""
-        directory = inputs[0].parent
-        fd, name = tempfile.mkstemp(prefix=".retry-", suffix=".jsonl", dir=directory)
-        path = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as sink:
-                for line in request_lines(inputs, custom_ids):
-                    sink.write(line)
+        with _lines_file(inputs, custom_ids) as lines:
             try:
-                uploaded = self.actions.client.upload_file(path)
+                # The provider's create body for those lines (Mistral and OpenAI upload them
+                # as a new input file; Anthropic sends them inline).
+                request: CreateRequest = acting.client.child_request(
+                    parent.remote, lines, PARENT_TAG
+                )
             except ApiError as exc:
                 raise ActionError(
                     502, f"upload of the retry's input failed: {exc.message}"
                 ) from None
-        finally:
-            path.unlink(missing_ok=True)
-        log.info(
-            "retry_input_uploaded", job_id=job_id, file_id=uploaded.id, requests=len(custom_ids)
-        )
-        return uploaded.id
+        log.info("retry_input_ready", job_id=parent.id, requests=len(custom_ids))
+        return request
 
     def delete(self, job_id: str, *, force: bool, requested_by: str) -> bool:
-        """Mistral's delete of ``job_id``, once it ended and (unless ``force``) its results
+        """The provider's delete of ``job_id``, once it ended and (unless ``force``) its results
         are downloaded; its history and files stay here."""
         job = self._job(job_id)
         if not job.status.is_terminal:
@@ -120,8 +106,12 @@ class ResultsActions:
                 f"the results of job {job_id} are {state}: deleting it upstream would lose "
                 "them (?force=true, or --force, deletes it anyway)",
             )
+        acting = self.actions.for_job(job_id, job.remote.provider)
+        delete = getattr(acting.client, "delete_job", None)
+        if delete is None:
+            raise ActionError(409, f"{acting.upstream} batches cannot be deleted upstream")
         try:
-            deleted = self.actions.client.delete_job(job_id)
+            deleted = bool(delete(job_id))
         except ApiError as exc:
             if exc.status_code != 404:
                 raise ActionError(502, f"delete failed: {exc.message}") from None
@@ -144,3 +134,17 @@ class ResultsActions:
                 409, f"the results of job {job_id} are {state}: a retry needs them downloaded"
             )
         return results
+
+
+@contextmanager
+def _lines_file(inputs: list[Path], custom_ids: Collection[str]) -> Iterator[Path]:
+    """The original input lines of ``custom_ids``, in a temporary file beside the inputs."""
+    fd, name = tempfile.mkstemp(prefix=".retry-", suffix=".jsonl", dir=inputs[0].parent)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            for line in request_lines(inputs, custom_ids):
+                sink.write(line)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

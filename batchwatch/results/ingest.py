@@ -19,6 +19,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ def ingest(
     inputs: Sequence[str],
     output: str | None,
     error: str | None,
+    *,
+    provider: str = "mistral",
 ) -> tuple[RequestCounts, TokenUsage, dict[str, int]]:
     """The ledger of one job's files, written a chunk at a time; its totals, and its rows
     by outcome (duplicates included)."""
@@ -71,6 +74,8 @@ def ingest(
         [Path(p) for p in inputs],
         Path(output) if output else None,
         Path(error) if error else None,
+        # Each provider reads its own result lines (``providers.<name>.results``).
+        parse_line=import_module(f"batchwatch.providers.{provider}.results").parse_result_line,
     )
     for entry in entries:
         totals.add(entry)

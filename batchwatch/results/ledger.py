@@ -29,7 +29,7 @@ every line: each line is a response that was produced, and billed.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeGuard
@@ -80,10 +80,10 @@ class LedgerEntry(NamedTuple):
 def parse_result_line(text: bytes, *, source: ResultSource, line: int) -> LedgerEntry:
     """One line of an output or error file as an entry; total: never raises, whatever
     the bytes. A blank line is no entry: the caller skips it."""
-    obj = _load_object(text)
+    obj = load_object(text)
     if obj is None:
-        return LedgerEntry(None, Outcome.FAILED, source, line, raw=_raw(text))
-    custom_id = _custom_id(obj)
+        return LedgerEntry(None, Outcome.FAILED, source, line, raw=raw_text(text))
+    custom_id = custom_id_of(obj)
     response, error = obj.get("response"), obj.get("error")
     status = _status_code(response)
     body = response.get("body") if isinstance(response, dict) else None
@@ -103,7 +103,7 @@ def parse_result_line(text: bytes, *, source: ResultSource, line: int) -> Ledger
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=total,
-        raw=None if understood else _raw(text),
+        raw=None if understood else raw_text(text),
     )
 
 
@@ -121,12 +121,17 @@ class InputStats:
     repeated_ids: int = 0
 
 
+#: Reads one result line into an entry (``parse_result_line``, or a provider's own).
+LineParser = Callable[..., LedgerEntry]
+
+
 def build_ledger(
     input_paths: Sequence[Path],
     output_path: Path | None,
     error_path: Path | None,
     *,
     input_stats: InputStats | None = None,
+    parse_line: LineParser = parse_result_line,
 ) -> Iterator[LedgerEntry]:
     """Every non-blank output and error line as an entry, then one ``not_run`` entry per
     input custom id that no result line names.
@@ -139,9 +144,9 @@ def build_ledger(
     # 21.2 MB for the 200,000 ids of test_a_200000_line_file_is_streamed_in_bounded_memory.
     seen: dict[str, bool] = {}
     if output_path is not None:
-        yield from _result_entries(output_path, "output", seen)
+        yield from _result_entries(output_path, "output", seen, parse_line)
     if error_path is not None:
-        yield from _result_entries(error_path, "error", seen)
+        yield from _result_entries(error_path, "error", seen, parse_line)
     yield from _not_run(input_paths, seen, InputStats() if input_stats is None else input_stats)
 
 
@@ -151,8 +156,8 @@ def _not_run(
     """One entry per input custom id not in ``seen``, counting the input lines in ``stats``."""
     for number, text in _input_lines(input_paths):
         stats.lines += 1
-        obj = _load_object(text)
-        custom_id = None if obj is None else _custom_id(obj)
+        obj = load_object(text)
+        custom_id = None if obj is None else custom_id_of(obj)
         if custom_id is None:
             stats.unreadable += 1
             continue
@@ -215,8 +220,8 @@ def request_lines(input_paths: Sequence[Path], custom_ids: Collection[str]) -> I
     for path in input_paths:
         for number, text in _lines(path):
             line = text.removeprefix(_BOM) if number == 1 else text
-            obj = _load_object(line) if line.strip() else None
-            if obj is not None and _custom_id(obj) in wanted:
+            obj = load_object(line) if line.strip() else None
+            if obj is not None and custom_id_of(obj) in wanted:
                 yield line if line.endswith(b"\n") else line + b"\n"
 
 
@@ -227,12 +232,12 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def _result_entries(
-    path: Path, source: ResultSource, seen: dict[str, bool]
+    path: Path, source: ResultSource, seen: dict[str, bool], parse_line: LineParser
 ) -> Iterator[LedgerEntry]:
     for number, text in _lines(path):
         if not text.strip():
             continue
-        entry = parse_result_line(text, source=source, line=number)
+        entry = parse_line(text, source=source, line=number)
         custom_id = entry.custom_id
         if custom_id in seen:
             entry = entry._replace(duplicate=True)
@@ -252,7 +257,7 @@ def _input_lines(paths: Sequence[Path]) -> Iterator[tuple[int, bytes]]:
         offset += number
 
 
-def _load_object(text: bytes) -> dict[str, Any] | None:
+def load_object(text: bytes) -> dict[str, Any] | None:
     """The JSON object on a line, or ``None`` for anything else."""
     # A file written with a byte-order mark still parses on its first line.
     text = text.removeprefix(_BOM)
@@ -272,9 +277,9 @@ def _load_object(text: bytes) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _custom_id(obj: dict[str, Any]) -> str | None:
+def custom_id_of(obj: dict[str, Any]) -> str | None:
     value = obj.get("custom_id")
-    return _text(value) if isinstance(value, str) else None
+    return text_of(value) if isinstance(value, str) else None
 
 
 def _status_code(response: object) -> int | None:
@@ -306,7 +311,7 @@ def _error_fields(error: object, body: object) -> tuple[str | None, str | None]:
     """The message and code from ``error`` (an object, or a bare string), else from the
     body of a response that was not a success (Mistral's error body has both)."""
     if isinstance(error, str):
-        return _text(error), None
+        return text_of(error), None
     for source in (error, body):
         if isinstance(source, dict):
             message, code = source.get("message"), source.get("code")
@@ -314,8 +319,8 @@ def _error_fields(error: object, body: object) -> tuple[str | None, str | None]:
                 code = str(code)
             if isinstance(message, str) or isinstance(code, str):
                 return (
-                    _text(message) if isinstance(message, str) else None,
-                    _text(code) if isinstance(code, str) else None,
+                    text_of(message) if isinstance(message, str) else None,
+                    text_of(code) if isinstance(code, str) else None,
                 )
     return None, None
 
@@ -326,15 +331,15 @@ def _usage(body: object) -> tuple[int | None, int | None, int | None]:
     usage = body.get("usage") if isinstance(body, dict) else None
     if not isinstance(usage, dict):
         return None, None, None
-    prompt = _token_count(usage.get("prompt_tokens"))
-    completion = _token_count(usage.get("completion_tokens"))
-    total = _token_count(usage.get("total_tokens"))
+    prompt = token_count(usage.get("prompt_tokens"))
+    completion = token_count(usage.get("completion_tokens"))
+    total = token_count(usage.get("total_tokens"))
     if total is None and prompt is not None and completion is not None:
         total = prompt + completion
     return prompt, completion, total
 
 
-def _token_count(value: object) -> int | None:
+def token_count(value: object) -> int | None:
     if _is_int(value) and 0 <= value <= _MAX_TOKENS:
         return value
     return None
@@ -346,7 +351,7 @@ def _is_int(value: object) -> TypeGuard[int]:
     return type(value) is int
 
 
-def _text(value: str) -> str:
+def text_of(value: str) -> str:
     """A string from a file, at most ``TEXT_LIMIT`` characters of it, made storable."""
     if len(value) > TEXT_LIMIT:
         value = f"{value[:TEXT_LIMIT]}…[truncated: {len(value)} characters in all]"
@@ -365,7 +370,7 @@ def _storable(value: str) -> str:
     return value
 
 
-def _raw(text: bytes) -> str:
+def raw_text(text: bytes) -> str:
     """A line's text without its line ending, at most ``TEXT_LIMIT`` bytes of it; bytes
     that are not UTF-8 are shown as ``\\xNN`` escapes."""
     text = text.rstrip(b"\r\n")

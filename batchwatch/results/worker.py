@@ -14,7 +14,7 @@ with an exponential backoff; a file gone upstream (404) makes it ``unavailable``
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -65,7 +65,7 @@ class ResultsOptions:
 class ResultsWorker:
     def __init__(
         self,
-        client: Upstream,
+        clients: Mapping[str, Upstream],
         store: Store,
         options: ResultsOptions,
         *,
@@ -74,7 +74,8 @@ class ResultsWorker:
         on_result: Callable[[str], None] | None = None,
         on_usage: Callable[[str | None, TokenUsage], None] | None = None,
     ) -> None:
-        self.client = client
+        #: Each provider's client, by name: a job's files come from its provider.
+        self.clients = clients
         self.store = store
         self.options = options
         self.stop = stop
@@ -149,9 +150,12 @@ class ResultsWorker:
         job = self.store.get_job(job_id)
         assert job is not None  # a results row exists only for a stored job (foreign key)
         directory = self.options.directory / job_id
+        client = self.clients.get(job.remote.provider)
         try:
-            found = self._download(job.remote, directory)
-            counts, usage, rows = self._ingest(job_id, found)
+            if client is None:
+                raise IngestError(f"provider {job.remote.provider} is not configured")
+            found = self._download(client, job.remote, directory)
+            counts, usage, rows = self._ingest(job_id, job.remote.provider, found)
         except ApiError as exc:
             return self._failed(job_id, str(exc), gone=exc.status_code == 404)
         except IngestError as exc:
@@ -186,13 +190,13 @@ class ResultsWorker:
         log.warning("results_attempt_failed", job_id=job_id, reason=reason, retry_in=delay)
         return "pending"
 
-    def _download(self, job: RemoteJob, directory: Path) -> list[ResultFile]:
+    def _download(self, client: Upstream, job: RemoteJob, directory: Path) -> list[ResultFile]:
         directory.mkdir(parents=True, exist_ok=True)
         files.remove_parts(directory)
         found: list[ResultFile] = []
         for n, file_id in enumerate(job.input_files, start=1):
             name = "input.jsonl" if n == 1 else f"input-{n}.jsonl"
-            found.append(self._file("input", n, file_id, directory / name))
+            found.append(self._file(client, "input", n, file_id, directory / name))
         inline = None if job.input_files else created_with(self.store, job.id)
         if inline and inline.get("requests"):
             # An inline job batchwatch created: its requests are in the create body, so the
@@ -200,21 +204,21 @@ class ResultsWorker:
             written = files.write_lines(directory / "input.jsonl", inline["requests"])
             found.append(_record("input", 1, None, written))
         if job.output_file:
-            found.append(self._file("output", 1, job.output_file, directory / "output.jsonl"))
-        elif not job.input_files:  # an inline job: its outputs come with the job
-            written = files.write_lines(
-                directory / "output.jsonl", self.client.inline_outputs(job.id)
+            found.append(
+                self._file(client, "output", 1, job.output_file, directory / "output.jsonl")
             )
+        elif not job.input_files:  # an inline job: its outputs come with the job
+            written = files.write_lines(directory / "output.jsonl", client.inline_outputs(job.id))
             found.append(_record("output", 1, None, written))
         if job.error_file:
-            found.append(self._file("error", 1, job.error_file, directory / "error.jsonl"))
+            found.append(self._file(client, "error", 1, job.error_file, directory / "error.jsonl"))
         return found
 
-    def _file(self, kind: str, n: int, file_id: str, dest: Path) -> ResultFile:
+    def _file(self, client: Upstream, kind: str, n: int, file_id: str, dest: Path) -> ResultFile:
         """One file, retried within the attempt when its body breaks on the way."""
         for retry in range(self.options.file_retries + 1):
             try:
-                written = files.write_stream(dest, lambda: self.client.file_content(file_id))
+                written = files.write_stream(dest, lambda: client.file_content(file_id))
                 return _record(kind, n, file_id, written)
             except ApiError as exc:
                 if not exc.retryable or retry == self.options.file_retries:
@@ -224,12 +228,12 @@ class ResultsWorker:
                         retryable=exc.retryable,
                     ) from None
                 log.info("results_download_retried", file_id=file_id, error=str(exc))
-            if not self.client.pause(retry + 1):
+            if not client.pause(retry + 1):
                 raise Stopping("shutting down")
         raise AssertionError("unreachable")
 
     def _ingest(
-        self, job_id: str, found: Sequence[ResultFile]
+        self, job_id: str, provider: str, found: Sequence[ResultFile]
     ) -> tuple[RequestCounts, TokenUsage, dict[str, int]]:
         """The ledger of the downloaded files, built by the ingest process (``ingest.py``)."""
         with self._lock:
@@ -246,6 +250,7 @@ class ResultsWorker:
                 [f.path for f in found if f.kind == "input"],
                 next((f.path for f in found if f.kind == "output"), None),
                 next((f.path for f in found if f.kind == "error"), None),
+                provider=provider,
             )
             return self._wait(future)
         except BrokenProcessPool:

@@ -17,10 +17,9 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from batchwatch.simulator.app import create_sim_app
 from batchwatch.simulator.fault_layer import TRANSPORT_EXTENSION
+from batchwatch.simulator.providers import build
 from batchwatch.simulator.settings import SimulatorSettings
-from batchwatch.simulator.simulation import Simulation
 
 
 @dataclass
@@ -28,7 +27,8 @@ class RunningSimulator:
     """A simulator serving in a background thread (see ``start_in_thread``)."""
 
     url: str
-    simulation: Simulation
+    #: The provider's simulation (``Simulation`` for Mistral): its state, stats and faults.
+    simulation: Any
     _server: uvicorn.Server = field(repr=False)
     _thread: threading.Thread = field(repr=False)
     _socket: socket.socket = field(repr=False)
@@ -66,9 +66,13 @@ def _uvicorn_config(app: FastAPI, log_level: str, **kwargs: Any) -> uvicorn.Conf
 
 
 def start_in_thread(
-    settings: SimulatorSettings, host: str = "127.0.0.1", port: int = 0
+    settings: SimulatorSettings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    provider: str = "mistral",
 ) -> RunningSimulator:
-    """Serve on ``host:port`` (0: a free port) in a daemon thread; return once it listens."""
+    """Serve ``provider``'s simulator on ``host:port`` (0: a free port) in a daemon thread;
+    return once it listens."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not the default 0: asyncio only sets TCP_NODELAY on accepted
     # connections of a socket whose proto says TCP, and without it every response
@@ -82,10 +86,10 @@ def start_in_thread(
     except OSError:
         sock.close()
         raise
-    simulation = Simulation(settings)
-    server = uvicorn.Server(_uvicorn_config(create_sim_app(settings, simulation), "warning"))
+    simulation, app = build(provider, settings)
+    server = uvicorn.Server(_uvicorn_config(app, "warning"))
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="mistral-simulator", daemon=True
+        target=server.run, kwargs={"sockets": [sock]}, name=f"{provider}-simulator", daemon=True
     )
     thread.start()
     deadline = time.monotonic() + 10
@@ -100,9 +104,9 @@ def start_in_thread(
     return RunningSimulator(f"http://{url_host}:{bound_port}", simulation, server, thread, sock)
 
 
-def serve(settings: SimulatorSettings, host: str, port: int) -> None:
+def serve(settings: SimulatorSettings, host: str, port: int, provider: str = "mistral") -> None:
     """Serve in the foreground until SIGINT/SIGTERM, then return (``batchwatch simulate``)."""
-    config = _uvicorn_config(create_sim_app(settings), "info", host=host, port=port)
+    config = _uvicorn_config(build(provider, settings)[1], "info", host=host, port=port)
     with _absorb_reraised_signals():
         uvicorn.Server(config).run()
 

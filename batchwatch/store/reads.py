@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, and_, bindparam, func, select
+from sqlalchemy import Connection, Engine, Executable, and_, bindparam, func, select, tuple_
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -59,6 +59,8 @@ _ACTIVE_IDS = select(jobs.c.id).where(
     jobs.c.status.in_(_WATCHED), jobs.c.deleted_upstream_at.is_(None)
 )
 
+_PROVIDER_ACTIVE_IDS = _ACTIVE_IDS.where(jobs.c.provider == bindparam("provider"))
+
 
 @dataclass(frozen=True, slots=True)
 class JobQuery:
@@ -71,6 +73,11 @@ class JobQuery:
     newest_first: bool = True
     page: int = 0
     page_size: int = 100
+    #: Only the jobs of this provider (None: every provider's).
+    provider: str | None = None
+    #: A keyset cursor, ``(created_at, id)`` of a job: only the jobs past it in the list's
+    #: order (the provider-native lists page by a job id, as OpenAI and Anthropic do).
+    beyond: tuple[int, str] | None = None
 
 
 class Reads:
@@ -91,10 +98,12 @@ class Reads:
         with self.reading() as conn:
             return conn.execute(stmt, params).all()
 
-    def active_job_ids(self) -> set[str]:
+    def active_job_ids(self, provider: str | None = None) -> set[str]:
         """The ids of the tracked jobs the poller must still follow: active, or of an
-        unknown status. A poll cycle needs no more of them."""
-        return {row[0] for row in self._rows(_ACTIVE_IDS)}
+        unknown status (only ``provider``'s, when given). A poll cycle needs no more."""
+        if provider is None:
+            return {row[0] for row in self._rows(_ACTIVE_IDS)}
+        return {row[0] for row in self._rows(_PROVIDER_ACTIVE_IDS, provider=provider)}
 
     def stored_statuses(self, job_ids: Collection[str]) -> dict[str, JobStatus]:
         """The stored status of each of ``job_ids`` that is tracked (the others are absent):
@@ -117,10 +126,15 @@ class Reads:
             conditions.append(jobs.c.status.in_([s.value for s in q.statuses]))
         if q.model is not None:
             conditions.append(jobs.c.model == q.model)
+        if q.provider is not None:
+            conditions.append(jobs.c.provider == q.provider)
         if q.created_after is not None:
             conditions.append(jobs.c.created_at > q.created_after)
         for key, value in (q.metadata or {}).items():
             conditions.append(jobs.c.job_metadata[key].as_string() == value)
+        if q.beyond is not None:
+            place, cursor = tuple_(jobs.c.created_at, jobs.c.id), tuple_(*q.beyond)
+            conditions.append(place < cursor if q.newest_first else place > cursor)
         where = and_(True, *conditions)
         order = (
             (jobs.c.created_at.desc(), jobs.c.id.desc())

@@ -93,9 +93,11 @@ class RowCache:
     def drop(self, job_id: str) -> None:
         self._rows.pop(job_id, None)
 
-    def retain(self, job_ids: Iterable[str]) -> None:
+    def retain(self, job_ids: Iterable[str], provider: str | None = None) -> None:
         """Forget every job but ``job_ids`` (the jobs a poll cycle saw: the others ended or
-        left through another writer, and would otherwise stay here for good)."""
+        left through another writer, and would otherwise stay here for good); with
+        ``provider``, only among that provider's jobs (each provider has its own cycle)."""
         keep = set(job_ids)
-        for job_id in [i for i in self._rows if i not in keep]:
-            del self._rows[job_id]
+        for job_id, entry in list(self._rows.items()):
+            if job_id not in keep and provider in (None, entry.remote.provider):
+                del self._rows[job_id]

@@ -86,7 +86,7 @@ _CODECS: dict[str, _Codec] = {
     # As they are, but held once per load: jobs share a handful of each.
     **{
         name: _Codec((name,), _as_is, None, shared=True)
-        for name in ("raw_status", "endpoint", "model", "agent_id")
+        for name in ("raw_status", "endpoint", "model", "agent_id", "provider")
     },
     "counters": _Codec(
         ("total_requests", "completed_requests", "succeeded_requests", "failed_requests"),
@@ -220,6 +220,8 @@ _TRANSITION_COLUMNS = (
     transitions.c.observed_at,
     transitions.c.last_seen_before,
     transitions.c.source,
+    transitions.c.from_provider_status,
+    transitions.c.to_provider_status,
 )
 _PROGRESS_COLUMNS = (
     progress.c.job_id,
@@ -237,7 +239,8 @@ _PROGRESS_READ = (progress.c.seq, *_PROGRESS_COLUMNS)
 
 def _transition_of(row: Sequence[Any]) -> Transition:
     """A row of ``_TRANSITION_READ``."""
-    id_, job_id, seq, from_status, to_status, observed_at, last_seen_before, source = row
+    id_, job_id, seq, from_status, to_status, observed_at, last_seen_before, source = row[:8]
+    from_provider_status, to_provider_status = row[8:]
     observed = decode_time(observed_at)
     assert observed is not None
     return Transition(
@@ -249,6 +252,8 @@ def _transition_of(row: Sequence[Any]) -> Transition:
         observed_at=observed,
         last_seen_before=decode_time(last_seen_before),
         source=source,
+        from_provider_status=from_provider_status,
+        to_provider_status=to_provider_status,
     )
 
 

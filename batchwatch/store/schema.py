@@ -85,6 +85,9 @@ jobs = Table(
     Column("completed_requests", BigInteger, nullable=False),
     Column("succeeded_requests", BigInteger, nullable=False),
     Column("failed_requests", BigInteger, nullable=False),
+    # Which API the job lives in (mistral, openai, anthropic): status and raw_status are its
+    # common status and its provider's own (migration 0012).
+    Column("provider", String(16), nullable=False, server_default="mistral"),
     # batchwatch's own bookkeeping
     # How batchwatch came to know the job: discovered, created or tracked (models.JobOrigin).
     Column("origin", String(16), nullable=False),
@@ -122,6 +125,9 @@ transitions = Table(
     Column("last_seen_before", UTCDateTime),
     Column("source", String(16), nullable=False),
     Column("detail", Text),
+    # The provider's own statuses either side, as sent (from/to_status are common ones).
+    Column("from_provider_status", String(64)),
+    Column("to_provider_status", String(64)),
     # The backstop of compare-and-set: a job's n-th transition exists at most once. Its index
     # also serves "one job's transitions, oldest first".
     UniqueConstraint("job_id", "seq", name="uq_transitions_job_id_seq"),

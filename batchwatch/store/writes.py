@@ -165,6 +165,8 @@ class Writer:
                 at if t.observed_at is now else time(t.observed_at),
                 time(t.last_seen_before),
                 t.source,
+                t.from_provider_status,
+                t.to_provider_status,
             )
             for t in recorded
         )
@@ -232,9 +234,9 @@ class Writer:
         for job_id in self._rewritten:
             cache.drop(job_id)
 
-    def retain_cached(self, job_ids: Iterable[str]) -> None:
-        """Let the cache keep only ``job_ids`` (see ``RowCache.retain``)."""
-        self._cache.retain(job_ids)
+    def retain_cached(self, job_ids: Iterable[str], provider: str | None = None) -> None:
+        """Let the cache keep only ``job_ids`` (of ``provider``'s: ``RowCache.retain``)."""
+        self._cache.retain(job_ids, provider)
 
     def mark_deleted(self, job_id: str, now: datetime) -> None:
         self._rewritten.add(job_id)

@@ -186,7 +186,8 @@ def test_track_known_and_unknown_jobs(
 def upstream_jobs(simulator: RunningSimulator) -> int:
     from batchwatch.simulator.jobs import SimJobQuery
 
-    return simulator.simulation.list_jobs(SimJobQuery()).total
+    total: int = simulator.simulation.list_jobs(SimJobQuery()).total
+    return total
 
 
 def test_lost_create_response_is_found_not_resent(

@@ -30,7 +30,7 @@ from schemathesis.core.result import Ok
 
 from batchwatch.actions import Actions
 from batchwatch.api.app import create_app
-from batchwatch.api.guards import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
+from batchwatch.api.guards import MAX_BODY_BYTES, MAX_MESSAGE_BATCH_BYTES, MAX_UPLOAD_BYTES
 from batchwatch.api.schemas import LIST_KEYS
 from batchwatch.daemon import Daemon
 from batchwatch.health import Health
@@ -64,7 +64,17 @@ def fuzz_config(token: str) -> schemathesis.Config:
                     # check still runs on the upload; its refusals are tested below.
                     "include-path": "/v1/files",
                     "checks": {"negative_data_rejection": {"enabled": False}},
-                }
+                },
+                {
+                    # Anthropic's list takes before_id or after_id, and refuses both at once
+                    # (400), which OpenAPI cannot say of two query parameters.
+                    "include-name": "GET /anthropic/v1/messages/batches",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", "400", "401", "404", "409", "5xx"]
+                        }
+                    },
+                },
             ],
         }
     )
@@ -200,33 +210,56 @@ def raw_exchange(url: str, head: str, body: bytes = b"") -> tuple[int, dict[str,
     return int(lines[0].split()[1]), headers, json.loads(payload)
 
 
+#: A sample of each path parameter of /openapi.json.
+SAMPLE_IDS = {"{job_id}": SOME_ID, "{batch_id}": "batch_abc123", "{file_id}": "file-abc123"}
+#: The routes whose bodies may be bigger than ``MAX_BODY_BYTES``.
+LIMITS = {
+    ("POST", "/v1/files"): MAX_UPLOAD_BYTES,
+    ("POST", "/openai/v1/files"): MAX_UPLOAD_BYTES,
+    ("POST", "/anthropic/v1/messages/batches"): MAX_MESSAGE_BATCH_BYTES,
+}
+
+
 def every_operation(daemon: Daemon) -> list[tuple[str, str]]:
     spec = requests.get(daemon.api_url + "/openapi.json", timeout=5).json()
-    return [
-        (method.upper(), path.replace("{job_id}", SOME_ID))
-        for path, operations in spec["paths"].items()
-        for method in operations
-    ]
+    found = []
+    for template, operations in spec["paths"].items():
+        path = template
+        for name, sample in SAMPLE_IDS.items():
+            path = path.replace(name, sample)
+        found += [(method.upper(), path) for method in operations]
+    return found
 
 
 def test_declared_body_over_the_limit_is_refused_on_every_route_before_it_is_read(
     daemon: Daemon,
 ) -> None:
     """Only the headers are sent: the 413 comes without waiting for one byte of body, and
-    before the token is even looked at."""
+    before the token is even looked at; a provider-native route says it in its provider's
+    error shape."""
+    native = 0
     for method, path in every_operation(daemon):
-        limit = MAX_UPLOAD_BYTES if path == "/v1/files" else MAX_BODY_BYTES
+        limit = LIMITS.get((method, path), MAX_BODY_BYTES)
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: batchwatch\r\n"
             f"Content-Type: application/json\r\nContent-Length: {limit + 1}\r\n\r\n"
         )
         status, headers, body = raw_exchange(daemon.api_url, head)
         assert status == 413, (method, path)
-        assert body == {
-            "detail": f"request body too large: the limit is {limit} bytes "
-            f"({limit // 1024 // 1024} MiB)"
-        }
+        said = f"request body too large: the limit is {limit} bytes ({limit // 1024 // 1024} MiB)"
+        if path.startswith("/openai/"):
+            assert body["error"]["message"] == said and body["error"]["type"], body
+            native += 1
+        elif path.startswith("/anthropic/"):
+            assert body == {
+                "type": "error",
+                "error": {"type": "request_too_large", "message": said},
+            }
+            native += 1
+        else:
+            assert body == {"detail": said}
         assert headers["connection"] == "close"
+    assert native >= 10  # the provider-native routes were among them
 
 
 def test_body_at_the_limit_is_not_refused_for_its_size(daemon: Daemon, token: str) -> None:
@@ -416,7 +449,7 @@ def test_database_down_is_503_naming_it_on_every_route_that_uses_it(
     token = "local-token-for-this-test"
     health = Health(1.0, datetime.now(UTC))
     with MistralClient(simulator.url, SIM_API_KEY) as client:
-        app = create_app(broken_store, health, token, Actions(client, broken_store))
+        app = create_app(broken_store, health, token, Actions([client], broken_store))
         http = TestClient(app, raise_server_exceptions=False)
         auth = {"Authorization": f"Bearer {token}"}
         on_simulator = upstream_job(simulator.url)  # track reads upstream, then must record

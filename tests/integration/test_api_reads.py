@@ -26,6 +26,7 @@ from batchwatch.api.schemas import (
     TransitionFeedOut,
     TransitionListOut,
     TransitionOut,
+    job_body,
     progress_body,
     transition_body,
 )
@@ -41,7 +42,6 @@ from batchwatch.models import (
     StoredJob,
     Transition,
 )
-from batchwatch.providers.mistral.wire import job_to_json
 from batchwatch.store import JobQuery, Store, Writer
 from batchwatch.store.rowcache import RowCache
 from batchwatch.store.schema import jobs
@@ -98,6 +98,7 @@ def history(store: Store) -> Store:
             "id": NO_HISTORY,
             "status": "RUNNING",
             "raw_status": "RUNNING",
+            "provider": "mistral",
             "endpoint": "/v1/ocr",
             "input_files": [],
             "errors": [],
@@ -184,10 +185,12 @@ def test_bodies_are_the_models_json() -> None:
     """The dict builders and the models agree field for field, in the models' order: a
     job's JSON is one its response model takes unchanged."""
     for job in (rich("RUNNING", 5), remote("QUEUED")):
-        written = job_to_json(job)
+        written = job_body(job)
         expected = BatchJobOut.model_validate(written).model_dump(mode="json")
         assert written == expected and list(written) == list(expected)
-    t = Transition(RICH, 2, JobStatus.QUEUED, JobStatus.RUNNING, T0, T0, "poll", 7)
+    t = Transition(
+        RICH, 2, JobStatus.QUEUED, JobStatus.RUNNING, T0, T0, "poll", 7, "QUEUED", "RUNNING"
+    )
     first = Transition(RICH, 1, None, JobStatus.QUEUED, T0, None, "create", 6)
     for step in (t, first):
         dumped = TransitionOut.model_validate(transition_body(step)).model_dump()
@@ -207,7 +210,7 @@ def test_read_routes_answer_the_bytes_the_models_would(history: Store, http: Tes
     for job_id in (RICH, PLAIN, NO_HISTORY):
         stored = history.get_job(job_id)
         assert stored is not None
-        expected = BatchJobOut.model_validate(job_to_json(stored.remote)).model_dump_json()
+        expected = BatchJobOut.model_validate(job_body(stored.remote)).model_dump_json()
         assert _get(http, f"/v1/batch/jobs/{job_id}") == expected.encode()
         steps = [
             TransitionOut.model_validate(transition_body(t)) for t in history.transitions(job_id)
@@ -233,7 +236,7 @@ def test_read_routes_answer_the_bytes_the_models_would(history: Store, http: Tes
         body = _get(http, f"/v1/batch/jobs{query}")
         if statuses:
             found, total = history.list_jobs(JobQuery(statuses=statuses, model=model))
-            data = [job_to_json(j.remote) for j in found]
+            data = [job_body(j.remote) for j in found]
             page = ListBatchJobsOut.model_validate({"data": data, "total": total})
             assert body == page.model_dump_json().encode()
         # Whatever the filter, the body is one the response model accepts unchanged.

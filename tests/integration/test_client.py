@@ -57,7 +57,8 @@ def client(url: str, attempts: int = 3, **kwargs: Any) -> MistralClient:
 
 def seed(sim: RunningSimulator, count: int, **metadata: str) -> list[str]:
     spec = JobSpec(endpoint="/v1/chat/completions", model="mistral-small-latest", metadata=metadata)
-    return sim.simulation.seed_jobs(count, spec, total_requests=10)
+    ids: list[str] = sim.simulation.seed_jobs(count, spec, total_requests=10)
+    return ids
 
 
 def sent(sim: RunningSimulator, route: str) -> list[LoggedRequest]:

@@ -344,7 +344,10 @@ def test_an_ingest_process_killed_mid_ledger_is_replaced_and_the_ledger_is_exact
     with MistralClient(simulator.url, SIM_API_KEY) as client:
         poll_once(client, store, PollOptions())
         worker = ResultsWorker(
-            client, store, ResultsOptions(tmp_path / "results", backoff_base=0.01), stop=stop
+            {"mistral": client},
+            store,
+            ResultsOptions(tmp_path / "results", backoff_base=0.01),
+            stop=stop,
         )
         stored.queue_ended(store, datetime.now(UTC))
         worker.fetch(job_id)  # spawns the ingest process; the ledger is built once

@@ -26,7 +26,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from batchwatch import logs
 from batchwatch.api.auth import bearer_guard
-from batchwatch.config import ApiSettings, MistralSettings, Settings, load_settings
+from batchwatch.config import ApiSettings, Settings, load_settings
+from batchwatch.config_providers import MistralSettings
 from batchwatch.daemon import Daemon
 from batchwatch.errors import StartupError
 from batchwatch.simulator.server import RunningSimulator, start_in_thread

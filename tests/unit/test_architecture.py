@@ -26,8 +26,8 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 # Which modules may import which outside library: a library maps to module-name prefixes.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "requests": ("batchwatch.providers.mistral.http", "batchwatch.delivery.senders"),
-    "urllib3": ("batchwatch.providers.mistral.http", "batchwatch.delivery.senders"),
+    "requests": ("batchwatch.providers.http", "batchwatch.delivery.senders"),
+    "urllib3": ("batchwatch.providers.http", "batchwatch.delivery.senders"),
     "standardwebhooks": ("batchwatch.delivery.senders",),
     "sqlalchemy": ("batchwatch.store",),
     "alembic": ("batchwatch.store.migrate",),

@@ -10,14 +10,14 @@ import math
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from batchwatch.errors import ApiError
 from batchwatch.models import FileInfo, JobPage, ListFilter, RemoteJob
-from batchwatch.providers.mistral.http import HttpApi
-from batchwatch.providers.mistral.retry import RetryPolicy
+from batchwatch.providers.http import HttpApi
 from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.providers.mistral.wire import (
     list_params,
@@ -25,16 +25,25 @@ from batchwatch.providers.mistral.wire import (
     parse_job,
     parse_outputs,
 )
+from batchwatch.providers.retry import RetryPolicy
 
 __all__ = [
+    "REQUEST_TAG",
     "ApiError",
     "MistralClient",
     "RetryPolicy",
 ]
 
+#: The metadata key that ties an upstream job to the create intent that made it.
+REQUEST_TAG = "batchwatch_request_id"
+
 
 class MistralClient(HttpApi):
     """Mistral's batch and files operations, each a method that returns typed records."""
+
+    provider = "mistral"
+    not_found_grace = timedelta(0)
+    create_model = CreateBatchJobIn
 
     def list_page(self, flt: ListFilter, page: int, page_size: int = 100) -> JobPage:
         # Mistral: jobs_api_routes_batch_get_batch_jobs (GET /v1/batch/jobs)
@@ -99,6 +108,40 @@ class MistralClient(HttpApi):
             headers=dict(headers or {}),
         )
         return parse_job(body)
+
+    def tagged(self, request: CreateBatchJobIn, request_id: str) -> CreateBatchJobIn:
+        metadata = {**(request.metadata or {}), REQUEST_TAG: request_id}
+        return request.model_copy(update={"metadata": metadata})
+
+    def reserved(self, request: CreateBatchJobIn) -> str | None:
+        if request.metadata and REQUEST_TAG in request.metadata:
+            return f"metadata.{REQUEST_TAG}"
+        return None
+
+    def find_created(
+        self, request_id: str, since: datetime, request: CreateBatchJobIn
+    ) -> RemoteJob | None:
+        """The job of mine tagged ``request_id``, among those created since ``since``."""
+        # Mistral: jobs_api_routes_batch_get_batch_jobs (created_after, created_by_me)
+        for job in self.list_all(ListFilter(created_after=since, created_by_me=True)).jobs:
+            if (job.metadata or {}).get(REQUEST_TAG) == request_id:
+                return job
+        return None
+
+    def child_request(self, parent: RemoteJob, lines: Path, parent_tag: str) -> CreateBatchJobIn:
+        """A retry of ``parent``: ``lines`` (its requests' original input lines) uploaded
+        as a new input file, with the parent's endpoint, model, agent and metadata."""
+        uploaded = self.upload_file(lines)
+        metadata = {k: v for k, v in (parent.metadata or {}).items() if k != REQUEST_TAG}
+        return CreateBatchJobIn.model_validate(
+            {
+                "input_files": [uploaded.id],
+                "endpoint": parent.endpoint,
+                "model": parent.model,
+                "agent_id": parent.agent_id,
+                "metadata": {**metadata, parent_tag: parent.id},
+            }
+        )
 
     def cancel_job(self, job_id: str) -> RemoteJob:
         # Mistral: jobs_api_routes_batch_cancel_batch_job (POST /v1/batch/jobs/{id}/cancel)

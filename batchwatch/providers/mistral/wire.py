@@ -238,17 +238,3 @@ def parse_file(body: Any) -> FileInfo:
         num_lines=_opt(body, "num_lines", int),
         created_at=_req(body, "created_at", int),
     )
-
-
-def error_text(body: Any) -> str:
-    """The human part of an error body: Mistral's ``message``, or FastAPI's ``detail``."""
-    if isinstance(body, dict):
-        for key in ("message", "detail"):
-            value = body.get(key)
-            if isinstance(value, str):
-                return value
-            if isinstance(value, list) and value and isinstance(value[0], dict):
-                first = value[0]
-                where = ".".join(str(p) for p in first.get("loc", []))
-                return f"{where}: {first.get('msg', '')}".strip(": ")
-    return str(body)[:200] if body else ""

@@ -1,4 +1,4 @@
-"""HTTP to Mistral (or the simulator): sessions, auth, timeouts, the retry policy put to
+"""HTTP to a provider (or its simulator): sessions, auth, timeouts, the retry policy put to
 work, and the mapping of every failure to one ``ApiError`` that says whether a retry can help.
 
 What is retried and how long to wait is ``RetryPolicy``'s (``retry.py``); urllib3 carries it
@@ -23,8 +23,8 @@ from urllib3.util.retry import Retry
 
 from batchwatch import __version__
 from batchwatch.errors import ApiError, Stopping
-from batchwatch.providers.mistral.retry import RETRYABLE_STATUS, RetryPolicy, wait
-from batchwatch.providers.mistral.wire import error_text
+from batchwatch.providers.bodies import error_text
+from batchwatch.providers.retry import RETRYABLE_STATUS, RetryPolicy, wait
 
 #: Called after every HTTP exchange: (operation, status code or None when no response came).
 Observer = Callable[[str, int | None], None]
@@ -187,7 +187,11 @@ class HttpApi:
         for session in (self._session, self._once):
             session.headers.update(headers or {})
             if api_key:
-                session.headers["Authorization"] = f"Bearer {api_key}"
+                session.headers.update(self.auth_headers(api_key))
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """How the provider takes its key: a bearer token (Mistral, OpenAI)."""
+        return {"Authorization": f"Bearer {api_key}"}
 
     def held_seconds(self) -> float:
         """How long the upstream's last ``Retry-After`` still holds every request (0: none)."""
