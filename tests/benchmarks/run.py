@@ -40,6 +40,7 @@ from tests.benchmarks import (
     discovery,
     events,
     memory,
+    providers,
     reads,
     requests_per_cycle,
     results,
@@ -62,6 +63,7 @@ FIGURES: dict[str, Figure] = {
     "results": results.figure,
     "events": events.figure,
     "ui": ui.figure,
+    "providers": providers.figure,
 }
 #: Figures that use the shared history + daemon of ``reads.fixture``.
 _USE_READS = frozenset({"reads", "cli"})
