@@ -48,16 +48,22 @@ class Upstream:
         self.sim.simulation.reset_stats()
 
     def create_request(
-        self, n: int, *, failure_rate: float = 0.0, run_seconds: float = 0.6
+        self,
+        n: int,
+        *,
+        failure_rate: float = 0.0,
+        run_seconds: float = 0.6,
+        **more: str,
     ) -> CreateRequest:
         """A create body of ``n`` chat requests, the simulator told to fail a fraction of
         them and to run for ``run_seconds`` (Mistral and OpenAI: an input file uploaded
-        first)."""
+        first); ``more``: other ``sim_*`` directives of the provider's simulator."""
         ids = [f"req-{i}" for i in range(n)]
         directives = {
             "sim_queue_seconds": "0.2",
             "sim_run_seconds": str(run_seconds),
             "sim_failure_rate": str(failure_rate),
+            **more,
         }
         chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         if self.name == "anthropic":
