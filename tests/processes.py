@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import signal
 import socket
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +165,24 @@ class DaemonProcess:
 def is_subsequence(short: Sequence[str], long: Sequence[str]) -> bool:
     it = iter(long)
     return all(item in it for item in short)
+
+
+def cycle_gaps(log: Path, longer_than: float) -> list[tuple[float, float]]:
+    """The stretches (epoch seconds) between two cycles of a daemon that read everything,
+    from its JSON log, longer than ``longer_than``: while upstream faults made its cycles
+    fail, a status could come and go without any cycle able to see it."""
+    good: list[float] = []
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        event = entry.get("event") if isinstance(entry, dict) else None
+        if event == "poll_finished":
+            good.append(datetime.fromisoformat(entry["timestamp"]).timestamp())
+        elif event == "poll_failed" and good:
+            good.pop()  # that cycle logged what it read, then failed on the rest
+    return [(a, b) for a, b in itertools.pairwise(good) if b - a > longer_than]
 
 
 def unobserved(
