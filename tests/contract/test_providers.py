@@ -65,7 +65,7 @@ def test_a_created_job_is_followed_to_its_end_with_both_statuses(up: Upstream, d
     entry = providers.provider(up.name)
     for t in history:
         # The provider's own status as sent, and the common one it maps to.
-        assert t.to_provider_status in entry.statuses
+        assert t.to_provider_status is not None and t.to_provider_status in entry.statuses
         mapped = entry.statuses[t.to_provider_status]
         assert mapped is None or mapped is t.to_status
     assert [t.seq for t in history] == list(range(1, len(history) + 1))

@@ -68,7 +68,9 @@ class Upstream:
         chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         if self.name == "anthropic":
             user_id = ";".join(f"{k}={v}" for k, v in directives.items())
-            requests_ = [{"custom_id": i, "params": {**chat, "max_tokens": 16}} for i in ids]
+            requests_: list[dict[str, Any]] = [
+                {"custom_id": i, "params": {**chat, "max_tokens": 16}} for i in ids
+            ]
             requests_[0]["params"]["metadata"] = {"user_id": user_id}
             return CreateMessageBatchIn.model_validate({"requests": requests_})
         if self.name == "openai":
@@ -101,7 +103,11 @@ def _jsonl(objects: list[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(o).encode() + b"\n" for o in objects)
 
 
-_CLIENTS = {"mistral": MistralClient, "openai": OpenAIClient, "anthropic": AnthropicClient}
+_CLIENTS: dict[str, Any] = {
+    "mistral": MistralClient,
+    "openai": OpenAIClient,
+    "anthropic": AnthropicClient,
+}
 
 
 @contextmanager
@@ -109,7 +115,7 @@ def upstream(name: str, tmp: Path, **settings: Any) -> Iterator[Upstream]:
     """``name``'s simulator on loopback, short timings, and a client of it."""
     timings = {"queue_seconds": 0.2, "run_seconds": 0.6, "cancel_seconds": 0.3, **settings}
     sim = start_in_thread(SimulatorSettings(api_key=KEY, **timings), provider=name)
-    client = _CLIENTS[name](sim.url, KEY)
+    client: ProviderClient = _CLIENTS[name](sim.url, KEY)
     try:
         yield Upstream(name, sim, client, tmp)
     finally:
