@@ -22,6 +22,9 @@ The modules, split along responsibilities, each importing only those above it:
 * ``routes``: ``/v1/batch/jobs`` and the ``/_sim`` control routes.
 * ``files_routes``: ``/v1/files``.
 * ``fault_layer``: the ASGI middleware that produces faults, down to closing the socket.
+* ``gateway``: what every provider's gateway does before a ``/v1`` route (count, delay,
+  then the provider's own refusal: a bad key, a missing version header).
 * ``app``: ``create_sim_app``, the routers behind the gateway (count, delay, auth).
+* ``providers``: which simulator serves which provider (``openai/``, ``anthropic/``).
 * ``server``: uvicorn wiring: ``start_in_thread`` (``RunningSimulator``) and ``serve``.
 """

@@ -1,5 +1,7 @@
 """The fault injector: the rules in force, the seeded dice, and the request log; and the
-``/_sim`` routes that control them.
+``/_sim`` routes that control them. An injector serves one provider's API, whose
+``FaultProfile`` it holds (Mistral's unless told): a rule that cannot apply to that API (a
+``drop_create`` on a route that creates nothing) is refused when it is set.
 
 ``GET /_sim/requests`` is the log of the last 100,000 ``/v1`` requests (arrival, route key,
 status sent or null, fault), which tests use to prove, say, that nothing was sent inside a
@@ -18,11 +20,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
-from batchwatch.simulator.faults import FaultRule, FaultSpecError
+from batchwatch.simulator.faults import MISTRAL_FAULTS, FaultProfile, FaultRule, FaultSpecError
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +64,19 @@ class RequestRecord:
 
 class FaultInjector:
     """The rules in force, how often each fired, and the log of the last ``log_size``
-    requests. Shared by the server's event loop and the tests' threads, behind one lock."""
+    requests, for the API ``profile`` describes. Shared by the server's event loop and the
+    tests' threads, behind one lock."""
 
     def __init__(
         self,
         rules: Iterable[FaultRule] = (),
         seed: int = 0,
         *,
+        profile: FaultProfile = MISTRAL_FAULTS,
         clock: Callable[[], float] = time.time,
         log_size: int = 100_000,
     ) -> None:
+        self.profile = profile
         self._lock = threading.Lock()
         self._clock = clock
         self._log: deque[RequestRecord] = deque(maxlen=log_size)
@@ -78,10 +84,14 @@ class FaultInjector:
         self.set(rules, seed)
 
     def set(self, rules: Iterable[FaultRule], seed: int = 0) -> None:
-        """Replace the rules, zero their counts and reseed the dice."""
+        """Replace the rules, zero their counts and reseed the dice. A rule that cannot apply
+        to this API raises ``FaultSpecError`` and changes nothing."""
         fresh = tuple(rules)
         if not all(isinstance(rule, FaultRule) for rule in fresh):
             raise TypeError("fault rules must be FaultRule objects")
+        problem = next(filter(None, map(self.profile.problem, fresh)), None)
+        if problem is not None:
+            raise FaultSpecError(problem)
         with self._lock:
             self._rules = fresh
             self._fired = [0] * len(fresh)
@@ -126,7 +136,7 @@ class FaultInjector:
         with self._lock:
             entry = RequestRecord(self._clock(), route, generation=self._generation)
             for index, rule in enumerate(self._rules):
-                if not rule.applies_to(route):
+                if not rule.applies_to(route, self.profile):
                     continue
                 if rule.times is not None and self._fired[index] >= rule.times:
                     continue
@@ -192,7 +202,11 @@ def faults_router(injector: FaultInjector) -> APIRouter:
 
     @router.post("/faults")
     async def set_faults(body: FaultsIn) -> JSONResponse:
-        injector.set([rule.to_rule() for rule in body.rules], body.seed)
+        rules = [rule.to_rule() for rule in body.rules]
+        refused = _refused(rules, injector.profile)
+        if refused:
+            raise RequestValidationError(refused)
+        injector.set(rules, body.seed)
         return JSONResponse(injector.to_wire())
 
     @router.delete("/faults")
@@ -205,3 +219,14 @@ def faults_router(injector: FaultInjector) -> APIRouter:
         return JSONResponse({"requests": [r.to_wire() for r in injector.requests()]})
 
     return router
+
+
+def _refused(rules: list[FaultRule], profile: FaultProfile) -> list[dict[str, Any]]:
+    """The rules that cannot apply to ``profile``'s API, as the items of FastAPI's 422 (the
+    provider is not known to ``FaultRuleIn``, which checks everything else)."""
+    return [
+        {"type": "value_error", "loc": ("body", "rules", index), "msg": problem,
+         "input": rule.to_wire()}
+        for index, rule in enumerate(rules)
+        if (problem := profile.problem(rule)) is not None
+    ]  # fmt: skip

@@ -1,5 +1,6 @@
 """The fault layer: outermost ASGI middleware that logs each ``/v1`` request and produces the
-fault the injector decided for it (the table in ``faults``).
+fault the injector decided for it (the table in ``faults``), in the shapes of the API the
+injector's ``FaultProfile`` describes (error bodies, field names).
 
 Closing a connection without an answer needs the connection itself, which ASGI does not
 expose: the server must put the asyncio transport in each request's ``scope["extensions"]``
@@ -16,34 +17,26 @@ import socket
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from batchwatch.simulator.api_errors import error_body
 from batchwatch.simulator.fault_injector import FaultInjector, RequestRecord
 from batchwatch.simulator.faults import (
     DEFAULT_RETRY_AFTER,
     DEFAULT_STALL_SECONDS,
     ERROR_FAULTS,
+    RATE_LIMIT,
+    FaultProfile,
     FaultRule,
 )
 
-RATE_LIMIT_BODY = {"message": "Requests rate limit exceeded"}  # observed, not documented
-UNDOCUMENTED_STATUS = "PAUSED"
 GARBAGE_BODY = (
     b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
     b"</h1></center><hr><center>nginx</center></body></html>\n"
 )
-
-# Required fields per ``object`` (docs/mistral-api.md §1.3, §2); what ``missing_field`` removes.
-REQUIRED_FIELDS = {
-    "batch": ("id", "input_files", "endpoint", "errors", "status", "created_at",
-              "total_requests", "completed_requests", "succeeded_requests", "failed_requests"),
-    "file": ("id", "object", "bytes", "created_at", "filename", "purpose", "sample_type",
-             "source"),
-}  # fmt: skip
 TRANSPORT_EXTENSION = "batchwatch.transport"
 SLOW_PIECES = 20  # a slow body goes out in this many pieces, evenly spread over the time
 
@@ -83,8 +76,9 @@ class _Reply:
 
 
 class FaultLayer:
-    """Outermost middleware: logs each ``/v1`` request and injects its fault, if any.
-    ``count`` records the requests it answers itself, which never reach the gateway."""
+    """Outermost middleware: logs each ``/v1`` request and injects its fault, if any, as the
+    injector's profile says the API would. ``count`` records the requests it answers itself,
+    which never reach the gateway."""
 
     def __init__(
         self,
@@ -95,6 +89,7 @@ class FaultLayer:
     ) -> None:
         self.app = app
         self.injector = injector
+        self.profile = injector.profile
         self.routes = routes
         self.count = count
 
@@ -132,12 +127,11 @@ class FaultLayer:
         reply: Response
         if rule.fault == "garbage":
             reply = Response(GARBAGE_BODY, media_type="text/html")
-        elif rule.fault == "429":
-            reply = JSONResponse(RATE_LIMIT_BODY, 429, headers={"Retry-After": after})
         else:
-            status, message = ERROR_FAULTS[rule.fault]
-            headers = {"Retry-After": after} if status == 503 else None
-            reply = JSONResponse(error_body(message, "server_error"), status, headers=headers)
+            status, message = RATE_LIMIT if rule.fault == "429" else ERROR_FAULTS[rule.fault]
+            headers = {"Retry-After": after} if status in (429, 503) else None
+            body = self.profile.error_body(status, message)
+            reply = JSONResponse(body, status, headers=headers)
         await reply(scope, receive, send)
 
     async def _altered(
@@ -152,7 +146,7 @@ class FaultLayer:
                 await _send_body(send, halves[0], more=True)
             await _hang_up(scope, receive, reset=False)  # FIN once the part is flushed
             return
-        body = _rewritten(reply, rule.fault, entry.pick)
+        body = _rewritten(reply, rule.fault, entry.pick, self.profile)
         if body is None:
             self.injector.refund(entry)
             body = reply.body()
@@ -252,32 +246,52 @@ async def _hang_up(scope: Scope, receive: Receive, *, reset: bool) -> None:
         pass  # the request body that was never read
 
 
-def _rewritten(reply: _Reply, fault: str, pick: float) -> bytes | None:
+def _rewritten(reply: _Reply, fault: str, pick: float, profile: FaultProfile) -> bytes | None:
     """The body with the fault applied; ``None`` when it cannot carry it."""
+    body = _json_object(reply)
+    if body is None:
+        return None
+    # A list is ``{"object": "list", "data": [...]}``, or, in Anthropic's API, has no
+    # ``object`` at all: its ``data`` list says it.
+    is_list = body.get("object") == "list" or isinstance(body.get("data"), list)
+    items = body.get("data") if is_list else [body]
+    if not isinstance(items, list):
+        return None
+    objects = [item for item in items if isinstance(item, dict)]
+    if fault == "unknown_status":
+        changed = _unknown_status(objects, profile)
+    elif objects:
+        _drop_required_field(objects, profile, pick)
+        changed = True
+    else:  # an empty list: its one required field
+        changed = body.pop(profile.list_field, None) is not None
+    return json.dumps(body, separators=(",", ":")).encode() if changed else None
+
+
+def _json_object(reply: _Reply) -> dict[str, Any] | None:
+    """The body of a 200 that is a JSON object; ``None`` for anything else."""
     if reply.status != 200:
         return None
     try:
         body = json.loads(reply.body())
     except ValueError:
         return None
-    if not isinstance(body, dict):
-        return None
-    items = body.get("data") if body.get("object") == "list" else [body]
-    if not isinstance(items, list):
-        return None
-    objects = [item for item in items if isinstance(item, dict)]
-    if fault == "unknown_status":
-        jobs = [job for job in objects if "status" in job]
-        for job in jobs:
-            job["status"] = UNDOCUMENTED_STATUS
-        changed = bool(jobs)
-    elif objects:
-        for item in objects:
-            fields = REQUIRED_FIELDS.get(str(item.get("object")), tuple(item))
-            present = [name for name in fields if name in item]
-            if present:
-                del item[present[int(pick * len(present))]]
-        changed = True
-    else:  # an empty list: its one required field
-        changed = body.pop("total", None) is not None
-    return json.dumps(body, separators=(",", ":")).encode() if changed else None
+    return body if isinstance(body, dict) else None
+
+
+def _unknown_status(jobs: list[dict[str, Any]], profile: FaultProfile) -> bool:
+    """Give every job the undocumented status; whether there was one to change."""
+    with_status = [job for job in jobs if profile.status_field in job]
+    for job in with_status:
+        job[profile.status_field] = profile.undocumented_status
+    return bool(with_status)
+
+
+def _drop_required_field(objects: list[dict[str, Any]], profile: FaultProfile, pick: float) -> None:
+    """Remove one required field of each object (any field of an object of unknown kind),
+    the same place in the list of each, chosen by ``pick``."""
+    for item in objects:
+        fields = profile.required_fields.get(str(item.get(profile.kind_field)), tuple(item))
+        present = [name for name in fields if name in item]
+        if present:
+            del item[present[int(pick * len(present))]]

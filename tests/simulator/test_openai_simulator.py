@@ -155,7 +155,7 @@ def sdk(
     simulator: RunningSimulator, checker: ResponseChecker | None, **kwargs: Any
 ) -> openai.OpenAI:
     """The official SDK on ``simulator``, checking every response unless ``checker`` is None
-    (a fault's body is the shared fault layer's, not OpenAI's)."""
+    (a connection fault has no response to check)."""
     http = httpx2.Client() if checker is None else checker.http()
     options: dict[str, Any] = {"api_key": KEY, "max_retries": 0} | kwargs
     return openai.OpenAI(base_url=simulator.url + "/v1", http_client=http, **options)
@@ -675,11 +675,16 @@ def test_an_unknown_v1_url_is_openais_404(
 # --- Faults, stats and seeding ----------------------------------------------------------------
 
 
-def test_a_429_and_its_retry_after_reach_the_sdk(fresh_simulator: RunningSimulator) -> None:
+def test_a_429_and_its_retry_after_reach_the_sdk(
+    fresh_simulator: RunningSimulator, checker: ResponseChecker
+) -> None:
     rule = {"fault": "429", "route": "GET /v1/batches", "times": 1, "retry_after": 1}
     with httpx2.Client(base_url=fresh_simulator.url) as http:
         http.post("/_sim/faults", json={"rules": [rule]}).raise_for_status()
-        with sdk(fresh_simulator, None) as client, pytest.raises(openai.RateLimitError) as limited:
+        with (
+            sdk(fresh_simulator, checker) as client,  # the 429's body is OpenAI's ErrorResponse
+            pytest.raises(openai.RateLimitError) as limited,
+        ):
             client.batches.list()
         assert limited.value.response.headers["retry-after"] == "1"
         http.post("/_sim/faults", json={"rules": [rule]}).raise_for_status()

@@ -19,9 +19,9 @@ import requests
 
 from batchwatch.cli.main import main
 from batchwatch.simulator.fault_injector import FaultInjector
-from batchwatch.simulator.fault_layer import REQUIRED_FIELDS, UNDOCUMENTED_STATUS
 from batchwatch.simulator.faults import (
     FAULTS,
+    MISTRAL_FAULTS,
     FaultRule,
     FaultSpecError,
     parse_fault_spec,
@@ -34,7 +34,7 @@ from tests.helpers import SIM_API_KEY, fresh_simulator
 
 AUTH = {"Authorization": f"Bearer {SIM_API_KEY}"}
 JOBS = "/v1/batch/jobs"
-JOB_FIELDS = set(REQUIRED_FIELDS["batch"])
+JOB_FIELDS = set(MISTRAL_FAULTS.required_fields["batch"])
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_missing_field_on_an_empty_list_drops_total(sim: RunningSimulator) -> No
 def test_unknown_status_is_only_in_that_response(sim: RunningSimulator) -> None:
     job_id = new_job(sim)
     inject(sim, FaultRule("unknown_status", times=1))
-    assert get(sim, f"{JOBS}/{job_id}").json()["status"] == UNDOCUMENTED_STATUS
+    assert get(sim, f"{JOBS}/{job_id}").json()["status"] == "PAUSED"
     assert get(sim, f"{JOBS}/{job_id}").json()["status"] == "QUEUED"
     history = requests.get(f"{sim.url}/_sim/jobs/{job_id}/history", timeout=5).json()
     assert [entry["status"] for entry in history["statuses"]] == ["QUEUED"]
@@ -340,7 +340,6 @@ def test_request_log_records_status_and_fault_and_resets_with_stats(
         ({"fault": "500", "rate": -0.1}, "rate"),
         ({"fault": "500", "times": -1}, "times"),
         ({"fault": "500", "route": "GET /batch/jobs"}, "route must be"),
-        ({"fault": "unknown_status", "route": "GET /v1/files"}, "return jobs"),
         ({"fault": "503", "retry_after": -1.0}, "retry_after"),
         ({"fault": "stall", "stall_seconds": math.inf}, "stall_seconds"),
     ],
@@ -350,6 +349,22 @@ def test_a_rule_that_cannot_mean_anything_is_refused(
 ) -> None:
     with pytest.raises(FaultSpecError, match=complaint):
         FaultRule(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("rule", "complaint"),
+    [
+        (FaultRule("unknown_status", route="GET /v1/files"), "return jobs"),
+        (FaultRule("drop_create", route="POST /v1/files"), "only applies to 'POST /v1/batch/jobs'"),
+    ],
+)
+def test_a_rule_mistrals_api_cannot_carry_is_refused_when_set(
+    rule: FaultRule, complaint: str
+) -> None:
+    injector = FaultInjector([FaultRule("429")])
+    with pytest.raises(FaultSpecError, match=complaint):
+        injector.set([rule])
+    assert [count.rule for count in injector.rules()] == [FaultRule("429")]  # unchanged
 
 
 def test_the_spec_is_comma_separated_name_and_rate() -> None:
@@ -379,7 +394,8 @@ def test_a_bad_spec_names_the_bad_item(spec: str, complaint: str) -> None:
 def test_simulate_passes_the_faults_to_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[SimulatorSettings] = []
     monkeypatch.setattr(
-        "batchwatch.simulator.server.serve", lambda settings, host, port: served.append(settings)
+        "batchwatch.simulator.server.serve",
+        lambda settings, host, port, provider: served.append(settings),
     )
     argv = ["simulate", "--faults", "429:0.05,stall:0.5", "--fault-seed", "9"]
     assert main([*argv, "--retry-after", "2", "--stall-seconds", "0.25"]) == 0
