@@ -4,25 +4,72 @@ It speaks plain HTTP/1.1 to loopback with the standard library's ``http.client``
 command must answer in a fraction of a second, and importing ``requests`` alone costs about
 150 ms. The daemon is on the same machine, so there are no transport retries here; a create
 whose outcome is unknown is repeated under its Idempotency-Key instead (``create_once``).
+
+Jobs are read through the Mistral-compatible ``/v1/batch/jobs`` routes, whatever their
+provider; an OpenAI or Anthropic job is created (and its file uploaded) through that
+provider's own routes on the daemon, in that provider's shapes.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from batchwatch.errors import ApiError
 from batchwatch.models import FileInfo, JobStatus, RemoteJob
-from batchwatch.providers.mistral.retry import RetryPolicy
-from batchwatch.providers.mistral.wire import error_text, parse_file, parse_job
+from batchwatch.providers.anthropic import wire as anthropic_wire
+from batchwatch.providers.bodies import error_text
+from batchwatch.providers.mistral.wire import job_to_json, parse_file, parse_job
+from batchwatch.providers.openai import wire as openai_wire
+from batchwatch.providers.retry import RetryPolicy
 
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
+
+
+def tracked_job(item: Any) -> RemoteJob:
+    """A job as the daemon's ``/v1/batch/jobs`` routes answer it (Mistral's job shape, its
+    ``status`` the common one, plus ``provider`` and ``provider_status``) → ``RemoteJob``
+    with the provider's own status as ``raw_status``, as a provider's ``wire`` reads it. A
+    daemon from before providers sends neither field: its jobs are Mistral's."""
+    job = parse_job(item)
+    provider, raw = item.get("provider"), item.get("provider_status")
+    return replace(
+        job,
+        provider=provider if isinstance(provider, str) else "mistral",
+        raw_status=raw if isinstance(raw, str) else job.raw_status,
+    )
+
+
+def tracked_json(job: RemoteJob) -> dict[str, Any]:
+    """The daemon's JSON of ``job`` (the inverse of ``tracked_job``, as the daemon's
+    ``api.schemas.job_body`` writes it; that module loads pydantic): what an action command
+    prints with ``--json``, whichever provider's route created the job. A Mistral job's
+    ``status`` stays as Mistral sent it."""
+    body = job_to_json(job)
+    if job.provider != "mistral":
+        body["status"] = job.status.value
+    return {**body, "provider": job.provider, "provider_status": job.raw_status}
+
+
+#: Each provider's create route on the daemon, in that provider's own shapes (its API's path
+#: under the daemon's prefix for it), and the parser of its answer.
+CREATE_ROUTES: dict[str, tuple[str, Callable[[Any], RemoteJob]]] = {
+    "mistral": ("/v1/batch/jobs", tracked_job),
+    "openai": ("/openai/v1/batches", openai_wire.parse_job),
+    "anthropic": ("/anthropic/v1/messages/batches", anthropic_wire.parse_job),
+}
+#: The providers with a files API (Anthropic's requests go inline), as ``CREATE_ROUTES``.
+UPLOAD_ROUTES: dict[str, tuple[str, Callable[[Any], FileInfo]]] = {
+    "mistral": ("/v1/files", parse_file),
+    "openai": ("/openai/v1/files", openai_wire.parse_file),
+}
 
 
 class LocalClient:
@@ -44,44 +91,66 @@ class LocalClient:
             "X-Batchwatch-Client": client_name,
         }
 
-    # ---- Mistral-compatible routes ------------------------------------------------------
+    # ---- jobs and files: the Mistral-compatible routes, and each provider's own -----------
 
-    def list_tracked(
-        self, statuses: Sequence[JobStatus] = (), model: str | None = None, limit: int = 1000
-    ) -> list[RemoteJob]:
+    def list_json(
+        self,
+        statuses: Sequence[JobStatus] = (),
+        model: str | None = None,
+        limit: int = 1000,
+        provider: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The tracked jobs as the daemon answers them (``batchwatch jobs --json``)."""
         query: list[tuple[str, str]] = [("page_size", str(limit))]
         query += [("status", status.value) for status in statuses]
-        if model is not None:
-            query.append(("model", model))
-        body = self._json("list_jobs", "GET", f"/v1/batch/jobs?{urlencode(query)}")
-        return [parse_job(item) for item in body.get("data") or []]
+        query += [(k, v) for k, v in (("model", model), ("provider", provider)) if v is not None]
+        return self._data("list_jobs", f"/v1/batch/jobs?{urlencode(query)}")
+
+    def list_tracked(
+        self,
+        statuses: Sequence[JobStatus] = (),
+        model: str | None = None,
+        limit: int = 1000,
+        provider: str | None = None,
+    ) -> list[RemoteJob]:
+        return [tracked_job(item) for item in self.list_json(statuses, model, limit, provider)]
+
+    def job_json(self, job_id: str) -> dict[str, Any]:
+        return dict(self._json("get_job", "GET", f"/v1/batch/jobs/{_segment(job_id)}"))
 
     def get_job(self, job_id: str) -> RemoteJob:
-        return parse_job(self._json("get_job", "GET", f"/v1/batch/jobs/{_segment(job_id)}"))
+        return tracked_job(self.job_json(job_id))
 
     def cancel_job(self, job_id: str) -> RemoteJob:
         path = f"/v1/batch/jobs/{_segment(job_id)}/cancel"
-        return parse_job(self._json("cancel_job", "POST", path))
+        return tracked_job(self._json("cancel_job", "POST", path))
 
-    def create_once(self, body: Mapping[str, Any], key: str, attempts: int = 3) -> RemoteJob:
-        """Create under ``key`` from Mistral's create body as plain JSON (the daemon
+    def create_once(
+        self, body: Mapping[str, Any], key: str, attempts: int = 3, provider: str = "mistral"
+    ) -> RemoteJob:
+        """Create under ``key`` from ``provider``'s create body as plain JSON (the daemon
         validates it); an attempt whose outcome is unknown is repeated under the same key,
         which the daemon turns into at most one job."""
+        path, parse = CREATE_ROUTES[provider]
         payload = json.dumps(body).encode()
         headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
         for attempt in range(attempts):
             try:
-                return parse_job(
-                    self._json("create_job", "POST", "/v1/batch/jobs", payload, headers)
-                )
+                return parse(self._json("create_job", "POST", path, payload, headers))
             except ApiError as exc:
                 if not RetryPolicy.outcome_unknown(exc.status_code) or attempt == attempts - 1:
                     raise
                 self.retry_policy.pause(attempt + 1)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def upload_file(self, path: Path, purpose: str = "batch") -> FileInfo:
+    def upload_file(
+        self, path: Path, purpose: str = "batch", provider: str = "mistral"
+    ) -> FileInfo:
+        """Upload ``path`` to ``provider``'s files API through the daemon (a multipart form of
+        ``purpose`` and ``file``, as Mistral's and OpenAI's APIs both take it)."""
         import uuid
+
+        route, parse = UPLOAD_ROUTES[provider]
 
         boundary = uuid.uuid4().hex
         content = path.read_bytes()
@@ -94,7 +163,7 @@ class LocalClient:
             f"\r\n--{boundary}--\r\n".encode(),
         ]
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        return parse_file(self._json("upload_file", "POST", "/v1/files", b"".join(parts), headers))
+        return parse(self._json("upload_file", "POST", route, b"".join(parts), headers))
 
     # ---- batchwatch's own routes --------------------------------------------------------
 
@@ -108,7 +177,7 @@ class LocalClient:
         return self._data("actions", f"/v1/batch/jobs/{_segment(job_id)}/actions")
 
     def track(self, job_id: str) -> RemoteJob:
-        return parse_job(self._json("track", "POST", f"/v1/batch/jobs/{_segment(job_id)}/track"))
+        return tracked_job(self._json("track", "POST", f"/v1/batch/jobs/{_segment(job_id)}/track"))
 
     def results(self, job_id: str) -> dict[str, Any]:
         return dict(self._json("results", "GET", f"/v1/batch/jobs/{_segment(job_id)}/results"))
@@ -126,14 +195,13 @@ class LocalClient:
     def children(self, job_id: str) -> list[RemoteJob]:
         """The jobs a retry of ``job_id`` created (tagged ``batchwatch_parent``)."""
         query = urlencode({"page_size": "1000", "batchwatch_parent": job_id})
-        body = self._json("list_jobs", "GET", f"/v1/batch/jobs?{query}")
-        return [parse_job(item) for item in body.get("data") or []]
+        return [tracked_job(item) for item in self._data("list_jobs", f"/v1/batch/jobs?{query}")]
 
     def retry(self, job_id: str, only: Sequence[str], key: str | None = None) -> RemoteJob:
         payload = json.dumps({"only": list(only)}).encode()
         headers = {"Content-Type": "application/json", **({"Idempotency-Key": key} if key else {})}
         path = f"/v1/batch/jobs/{_segment(job_id)}/retry"
-        return parse_job(self._json("retry", "POST", path, payload, headers))
+        return tracked_job(self._json("retry", "POST", path, payload, headers))
 
     def delete(self, job_id: str, *, force: bool) -> dict[str, Any]:
         path = f"/v1/batch/jobs/{_segment(job_id)}" + ("?force=true" if force else "")

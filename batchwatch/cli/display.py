@@ -11,12 +11,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from batchwatch.models import JobStatus, RemoteJob
+from batchwatch.providers import progress_known
+from batchwatch.providers import provider as catalog
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -60,10 +62,33 @@ def console() -> Console:
     return Console()
 
 
-def status_text(status: str) -> Text:
+def status_text(text: str, status: str | None = None) -> Text:
+    """``text`` in the colour of ``status`` (by default the text is the status)."""
     from rich.text import Text
 
-    return Text(status, style=STATUS_STYLE.get(status, "dim"))
+    return Text(text, style=STATUS_STYLE.get(status or text, "dim"))
+
+
+def status_label(job: RemoteJob) -> str:
+    """The common status, and the provider's own where it says more: ``RUNNING
+    (finalizing)`` for OpenAI, ``SUCCESS`` alone for Mistral, whose statuses are the
+    common ones. A status batchwatch does not know is shown as sent."""
+    if job.status is JobStatus.UNKNOWN or job.raw_status == job.status.value:
+        return job.raw_status
+    return f"{job.status.value} ({job.raw_status})"
+
+
+def provider_label(job: RemoteJob) -> str:
+    try:
+        return catalog(job.provider).label
+    except KeyError:  # a provider of a newer daemon: shown as it names it
+        return job.provider
+
+
+def short_id(job_id: str) -> str:
+    """Eight characters that tell jobs apart: OpenAI's and Anthropic's ids all start with
+    the same prefix (``batch_``, ``msgbatch_``), so theirs are taken after it."""
+    return job_id.rpartition("_")[2][:8]
 
 
 def duration(seconds: float | None) -> str:
@@ -94,8 +119,15 @@ def run_time(job: RemoteJob, now: float | None = None) -> str:
     return duration(end - job.started_at)
 
 
+#: What a job's request counts read while its provider does not tell them (Anthropic's
+#: stay in ``processing`` until the batch ends): not 0 done, but not known yet.
+UNKNOWN_COUNTS = "?/{total} (not known yet)"
+
+
 def counters(job: RemoteJob) -> str:
     c = job.counters
+    if not progress_known(job):
+        return UNKNOWN_COUNTS.format(total=c.total)
     return f"{c.completed}/{c.total}" + (f" ({c.failed} failed)" if c.failed else "")
 
 
@@ -103,32 +135,58 @@ def counters_text(job: RemoteJob) -> Text:
     from rich.text import Text
 
     c = job.counters
+    if not progress_known(job):
+        return Text(UNKNOWN_COUNTS.format(total=c.total), style="dim")
     text = Text(f"{c.completed}/{c.total}")
     if c.failed:
         text.append(f" ({c.failed} failed)", style="red")
     return text
 
 
-JOB_COLUMNS = ("ID", "STATUS", "MODEL", "ENDPOINT", "REQUESTS", "CREATED", "RUN TIME")
+JOB_COLUMNS = (
+    "ID",
+    "STATUS",
+    "MODEL",
+    "ENDPOINT",
+    "PROVIDER",
+    "REQUESTS",
+    "CREATED",
+    "RUN TIME",
+)
+#: Below ~120 columns the full-length ids leave no room: endpoint and age go first, and
+#: the provider too when every job listed is of one provider.
+NARROW_COLUMNS = ("ID", "STATUS", "MODEL", "REQUESTS", "RUN TIME")
+#: ... or the model, when they are of several: a job's provider says more then (an OpenAI
+#: batch's model is in its requests, an Anthropic batch has none).
+NARROW_MIXED_COLUMNS = ("ID", "STATUS", "PROVIDER", "REQUESTS", "RUN TIME")
+#: The demo's: the job's ``job_name`` metadata and a short id, to fit 80 columns.
+COMPACT_COLUMNS = ("ID", "NAME", "PROVIDER", "STATUS", "REQUESTS", "RUN TIME")
 NO_JOBS = "no tracked jobs match"
+
+
+def _plain_cells(job: RemoteJob, now: float) -> dict[str, str]:
+    """Each column's text for ``job`` (the status label and the counters as plain text)."""
+    return {
+        "ID": job.id,
+        "NAME": str((job.metadata or {}).get("job_name", "-")),
+        "STATUS": status_label(job),
+        "MODEL": job.model or "-",
+        "ENDPOINT": job.endpoint,
+        "PROVIDER": provider_label(job),
+        "REQUESTS": counters(job),
+        "CREATED": age(job.created_at, now),
+        "RUN TIME": run_time(job, now),
+    }
 
 
 def plain_jobs_table(jobs: Sequence[RemoteJob]) -> str:
     """The wide ``jobs_table`` as plain text, for a pipe or a file: no colours, no borders,
     no width to fit, so nothing is cut; columns two spaces apart, a header line first."""
     now = time.time()
-    rows = [JOB_COLUMNS] + [
-        (
-            job.id,
-            job.raw_status,
-            job.model or "-",
-            job.endpoint,
-            counters(job),
-            age(job.created_at, now),
-            run_time(job, now),
-        )
-        for job in jobs
-    ]
+    rows: list[tuple[str, ...]] = [JOB_COLUMNS]
+    for job in jobs:
+        cells = _plain_cells(job, now)
+        rows.append(tuple(cells[name] for name in JOB_COLUMNS))
     widths = [max(len(row[i]) for row in rows) for i in range(len(JOB_COLUMNS))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -139,56 +197,37 @@ def plain_jobs_table(jobs: Sequence[RemoteJob]) -> str:
     return "\n".join(lines)
 
 
-def jobs_table(jobs: Sequence[RemoteJob], title: str | None = None, compact: bool = False) -> Table:
+def jobs_table(
+    jobs: Sequence[RemoteJob],
+    title: str | None = None,
+    compact: bool = False,
+    names: Mapping[str, str] | None = None,
+) -> Table:
     """All of a job's key facts a row; ``compact`` (the demo) trades model and endpoint for
-    the job's ``job_name`` metadata and a short id, to fit 80 columns."""
+    the job's name (from ``names`` by id, else its ``job_name`` metadata: an Anthropic batch
+    has no metadata) and a short id, to fit 80 columns."""
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=title, header_style="bold", expand=False)
-    # Below ~120 columns the full-length ids leave no room: model, endpoint and age go first.
     width = console().width
-    narrow = width < 120
-    names = (
-        ("ID", "NAME", "STATUS", "REQUESTS", "RUN TIME")
-        if compact
-        else ("ID", "STATUS", "MODEL", "REQUESTS", "RUN TIME")
-        if narrow
-        else JOB_COLUMNS
-    )
-    for name in names:
+    columns: tuple[str, ...] = COMPACT_COLUMNS if compact else JOB_COLUMNS
+    if not compact and width < 120:
+        mixed = len({job.provider for job in jobs}) > 1
+        columns = NARROW_MIXED_COLUMNS if mixed else NARROW_COLUMNS
+    for name in columns:
         table.add_column(name, no_wrap=name in ("ID", "STATUS", "REQUESTS"))
     now = time.time()
     for job in jobs:
         # Text, not str: a job's name or model is shown as it is, never read as rich markup.
+        cells: dict[str, Text] = {k: Text(v) for k, v in _plain_cells(job, now).items()}
+        cells["STATUS"] = status_text(status_label(job), job.status.value)
+        cells["REQUESTS"] = counters_text(job)
         if compact:
-            name = str((job.metadata or {}).get("job_name", "-"))
-            table.add_row(
-                Text(job.id[:8]),
-                Text(name),
-                status_text(job.raw_status),
-                counters_text(job),
-                Text(run_time(job, now)),
-            )
-            continue
-        if narrow:
-            table.add_row(
-                Text(job.id),
-                status_text(job.raw_status),
-                Text(job.model or "-"),
-                counters_text(job),
-                Text(run_time(job, now)),
-            )
-            continue
-        table.add_row(
-            Text(job.id),
-            status_text(job.raw_status),
-            Text(job.model or "-"),
-            Text(job.endpoint),
-            counters_text(job),
-            Text(age(job.created_at, now)),
-            Text(run_time(job, now)),
-        )
+            cells["ID"] = Text(short_id(job.id))
+            if names and job.id in names:
+                cells["NAME"] = Text(names[job.id])
+        table.add_row(*(cells[name] for name in columns))
     if not jobs:
         table.caption = NO_JOBS
     _fit_widths(table, width)
@@ -222,6 +261,14 @@ def _when(value: Any, digits: int = 3) -> str:
     return stamp.strftime(fmt)[: digits - 6 or None]
 
 
+def _side(row: dict[str, Any], side: str) -> Text:
+    """One side of a transition: its common status, and the provider's where it differs
+    (OpenAI's in_progress → finalizing is a transition within RUNNING)."""
+    common, raw = row[f"{side}_status"], row.get(f"{side}_provider_status")
+    text = common if not raw or raw == common else f"{common} ({raw})"
+    return status_text(text, common)
+
+
 def transitions_table(rows: Iterable[dict[str, Any]], title: str | None = "Transitions") -> Table:
     """Oldest first. SPAN: how long before SEEN the job was last seen in FROM, i.e. the
     window in which the change happened. Sized to fit 80 columns."""
@@ -238,8 +285,8 @@ def transitions_table(rows: Iterable[dict[str, Any]], title: str | None = "Trans
             end = datetime.fromisoformat(str(row["observed_at"]).replace("Z", "+00:00"))
             span = f"{(end - start).total_seconds():.1f}s"
         table.add_row(
-            status_text(row["from_status"]) if row.get("from_status") else Text("(new)", "dim"),
-            status_text(row["to_status"]),
+            _side(row, "from") if row.get("from_status") else Text("(new)", "dim"),
+            _side(row, "to"),
             _when(row["observed_at"], digits=1),
             span,
             str(row.get("source", "")),
@@ -267,6 +314,14 @@ def progress_table(rows: Sequence[dict[str, Any]], limit: int = 12) -> Table:
     return table
 
 
+def _requests_detail(job: RemoteJob) -> Text:
+    text = counters_text(job)
+    if not progress_known(job):
+        label = provider_label(job)
+        text.append(f": {label} counts the requests done only when the whole batch ends")
+    return text
+
+
 def job_details(
     job: RemoteJob,
     transitions: Sequence[dict[str, Any]],
@@ -279,15 +334,16 @@ def job_details(
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold")
     fields.add_column()
-    status = status_text(job.raw_status)
+    status = status_text(status_label(job), job.status.value)
     if job.status is JobStatus.UNKNOWN:
         status.append("  (not a status batchwatch knows)", style="dim")
     rows: list[tuple[str, RenderableType]] = [
         ("id", job.id),
+        ("provider", provider_label(job)),
         ("status", status),
         ("model", job.model or "-"),
         ("endpoint", job.endpoint),
-        ("requests", counters_text(job)),
+        ("requests", _requests_detail(job)),
         ("created", age(job.created_at)),
         ("run time", run_time(job)),
         ("input files", ", ".join(job.input_files) or "-"),
@@ -321,70 +377,3 @@ def actions_table(rows: Iterable[dict[str, Any]]) -> Table:
             status_text(row["status_after"]),
         )
     return table
-
-
-class WaitDisplay:
-    """`batchwatch wait`: a progress bar (done/total, rate, ETA) and a line per status change.
-
-    Off a terminal only the status lines are printed, so a log file stays readable.
-    """
-
-    def __init__(self, job: RemoteJob, quiet: bool = False) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._quiet = quiet
-        self._console = Console(stderr=True)
-        self._status = ""
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TimeElapsedColumn(),
-            console=self._console,
-            disable=quiet or not self._console.is_terminal,
-            transient=False,
-        )
-        self._task = self._progress.add_task(job.id[:8], total=job.counters.total or None, rate="")
-        self._started = time.monotonic()
-        self._first_done = job.counters.completed
-        self.update(job)
-
-    def __enter__(self) -> WaitDisplay:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._progress.stop()
-
-    def update(self, job: RemoteJob) -> None:
-        from rich.text import Text
-
-        c = job.counters
-        elapsed = time.monotonic() - self._started
-        done_here = c.completed - self._first_done
-        rate = f"{done_here / elapsed:.1f} req/s" if elapsed > 0 and done_here > 0 else ""
-        self._progress.update(
-            self._task,
-            total=c.total or None,
-            completed=c.completed,
-            description=f"{job.id[:8]} {job.raw_status}",
-            rate=rate,
-        )
-        if job.raw_status != self._status and not self._quiet:
-            self._status = job.raw_status
-            stamp = datetime.now(UTC).strftime("%H:%M:%S")
-            line = Text(f"{stamp} {job.id} ")
-            line.append_text(status_text(job.raw_status))
-            line.append(f" {c.completed}/{c.total}")
-            self._console.print(line)

@@ -30,6 +30,7 @@ from batchwatch.cli.command import (
     with_client,
 )
 from batchwatch.errors import UserError
+from batchwatch.providers.bodies import error_text
 
 if TYPE_CHECKING:
     from batchwatch.errors import ApiError
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchwatch",
-        description="Track Mistral batch jobs and keep every status change they go through.",
+        description="Track batch jobs of Mistral, OpenAI and Anthropic, and keep every status "
+        "change they go through.",
     )
     parser.add_argument("--version", action="version", version=f"batchwatch {__version__}")
     parser.add_argument(
@@ -80,13 +82,17 @@ def _explain_api_error(exc: ApiError, job_id: str | None) -> str:
     if exc.status_code == 401:
         return "the daemon refused the token: check api.token_file matches the daemon's"
     if exc.status_code == 422 and job_id:
-        return f"{job_id!r} is not a valid job id: Mistral job ids are UUIDs"
+        return (
+            f"{job_id!r} is not a valid job id: Mistral's are UUIDs, OpenAI's batch_..., "
+            "Anthropic's msgbatch_..."
+        )
     detail = exc.body.get("detail") if isinstance(exc.body, dict) else None
     if exc.status_code == 404 and job_id and detail and detail.startswith("no tracked job"):
         return f"{job_id} is not a tracked job (`batchwatch jobs` lists them)"
-    if isinstance(detail, str):
-        return detail  # the daemon's own explanation (a refused cancel, a reused key, ...)
-    return exc.message
+    # The daemon's own explanation (a refused cancel, a reused key, a provider it has no
+    # key for), as FastAPI's ``detail`` or, on a provider's own routes, in that provider's
+    # error shape.
+    return error_text(exc.body) or exc.message
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,19 +16,22 @@ from batchwatch.cli.command import (
 )
 from batchwatch.cli.display import print_json, stdout_is_terminal
 from batchwatch.models import MISTRAL_STATUSES
+from batchwatch.providers import PROVIDERS
 
 STATUS_CHOICES = tuple(status.value for status in MISTRAL_STATUSES)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
+    from batchwatch.cli.daemon_client import tracked_job
     from batchwatch.models import JobStatus
-    from batchwatch.providers.mistral.wire import job_to_json
 
     client = daemon_client(args)
-    found = client.list_tracked([JobStatus(s) for s in args.status or ()], args.model, args.limit)
+    statuses = [JobStatus(s) for s in args.status or ()]
+    listed = client.list_json(statuses, args.model, args.limit, args.provider)
     if args.json:
-        print_json([job_to_json(job) for job in found])
+        print_json(listed)  # as the daemon answered: every field it gives, provider's too
         return EXIT_OK
+    found = [tracked_job(item) for item in listed]
     if not stdout_is_terminal():
         from batchwatch.cli.display import plain_jobs_table
 
@@ -41,10 +44,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from batchwatch.providers.mistral.wire import job_to_json
+    from batchwatch.cli.daemon_client import tracked_job
 
     client = daemon_client(args)
-    job = client.get_job(args.job_id)
+    body = client.job_json(args.job_id)
+    job = tracked_job(body)
     transitions = client.transitions(args.job_id)
     samples = client.progress(args.job_id)
     actions = client.actions(args.job_id)
@@ -52,7 +56,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
-                "job": job_to_json(job),
+                "job": body,
                 "transitions": transitions,
                 "progress": samples,
                 "actions": actions,
@@ -75,9 +79,12 @@ def register(add: AddCommand) -> None:
         "--status",
         action="append",
         choices=STATUS_CHOICES,
-        help="only jobs in this status (repeatable)",
+        help="only jobs in this common status, whatever their provider (repeatable)",
     )
     jobs.add_argument("--model", help="only jobs of this model")
+    jobs.add_argument(
+        "--provider", choices=PROVIDERS, help="only jobs of this provider's batch API"
+    )
     jobs.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
     show = add("show", cmd_show, "one job: its fields, transitions and progress")
     add_client_options(show)

@@ -187,9 +187,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
     client = daemon_client(args)
     child = client.retry(args.job_id, _outcomes([args.only]), args.idempotency_key)
     if args.json:
-        from batchwatch.providers.mistral.wire import job_to_json
+        from batchwatch.cli.daemon_client import tracked_json
 
-        print_json(job_to_json(child))
+        print_json(tracked_json(child))
     else:
         print(child.id)
     return EXIT_OK

@@ -1,7 +1,7 @@
 """The CLI's commands that run batchwatch itself rather than ask the daemon: serve, poll,
 migrate, config check, simulate and demo.
 
-They load the full settings (pydantic), the store and the Mistral client, all imported
+They load the full settings (pydantic), the store and the providers' clients, all imported
 inside the command that uses them so the query commands never pay for them.
 """
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from batchwatch.cli.command import EXIT_ERROR, EXIT_OK, AddCommand
 from batchwatch.cli.display import print_json
 from batchwatch.errors import ApiError, StartupError, UserError
+from batchwatch.providers import PROVIDERS
 
 if TYPE_CHECKING:
     from batchwatch.config import Settings
@@ -70,25 +71,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    """One poll cycle, as the daemon runs it on its schedule, then exit: for cron, for a
-    first look at a new configuration, for a script that wants the database current now."""
-    from batchwatch.logs import register_secret
-    from batchwatch.poller import PartialCycle, PollOptions, poll_once, utc_now
-    from batchwatch.providers.mistral.client import MistralClient, RetryPolicy
+    """One poll cycle of every configured provider, as the daemon runs it on its schedule,
+    then exit: for cron, for a first look at a new configuration, for a script that wants
+    the database current now."""
+    from batchwatch.poller import PartialCycle, PollOptions, poll_all, utc_now
+    from batchwatch.providers import provider
     from batchwatch.store import Store
 
     s = _settings(args)
-    if not s.mistral.api_key:
-        raise UserError("no Mistral API key: set MISTRAL_API_KEY or mistral.api_key_file")
-    register_secret(s.mistral.api_key)
+    sections = s.providers()
+    if not any(section.api_key for section in sections.values()):
+        raise UserError(
+            "no API key: set MISTRAL_API_KEY, OPENAI_API_KEY or ANTHROPIC_API_KEY "
+            "(or mistral.api_key_file, openai.api_key_file, anthropic.api_key_file)"
+        )
     store = Store(s.database_url)
-    client = MistralClient(
-        s.mistral.server_url,
-        s.mistral.api_key,
-        timeout=s.mistral.timeout_seconds,
-        retry=RetryPolicy(attempts=s.mistral.max_retries),
-        pool_size=s.tracking.concurrency + 2,
-    )
+    clients = _clients(s)
     options = PollOptions(
         discover=s.tracking.discover,
         page_size=s.tracking.page_size,
@@ -96,16 +94,40 @@ def cmd_poll(args: argparse.Namespace) -> int:
     )
     try:
         _migrate(store)
-        report = poll_once(client, store, options, utc_now)
-    except ApiError as exc:
-        raise UserError(f"cannot poll Mistral at {s.mistral.server_url}: {exc.message}") from None
+        report = poll_all(clients, store, options, utc_now)
+    except ApiError as exc:  # one provider (poll_all names the failing ones otherwise)
+        (name, section), *_ = sections.items()
+        where = f"{provider(name).label} at {section.server_url}"
+        raise UserError(f"cannot poll {where}: {exc.message}") from None
     except PartialCycle as exc:
         raise UserError(f"the poll cycle was partial: {exc}") from None
     finally:
-        client.close()
+        for client in clients:
+            client.close()
         store.close()
     _print_report(report, as_json=args.json)
     return EXIT_OK
+
+
+def _clients(s: Settings) -> list[Any]:
+    """A client of each configured provider, as the daemon makes its poller's."""
+    from batchwatch.logs import register_secret
+    from batchwatch.providers.clients import client_class
+    from batchwatch.providers.retry import RetryPolicy
+
+    clients = []
+    for name, section in s.providers().items():
+        register_secret(section.api_key)
+        clients.append(
+            client_class(name)(
+                section.server_url,
+                section.api_key,
+                timeout=section.timeout_seconds,
+                retry=RetryPolicy(attempts=section.max_retries),
+                pool_size=s.tracking.concurrency + 2,
+            )
+        )
+    return clients
 
 
 def _print_report(report: CycleReport, *, as_json: bool) -> None:
@@ -137,6 +159,7 @@ def _fault_option(parse: str) -> Callable[[str], Any]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from batchwatch.providers import provider
     from batchwatch.simulator.faults import with_timings
     from batchwatch.simulator.server import serve
     from batchwatch.simulator.settings import SimulatorSettings
@@ -153,12 +176,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     injected = ",".join(f"{rule.fault}:{rule.rate:g}" for rule in faults)
     print(
-        f"Mistral simulator on http://{args.host}:{args.port} "
+        f"{provider(args.provider).label} simulator on http://{args.host}:{args.port} "
         f"(api key: {'as given' if args.api_key else 'any'}"
         f"{f'; faults {injected}, seed {args.fault_seed}' if faults else ''}); Ctrl-C stops it",
         file=sys.stderr,
     )
-    serve(sim, args.host, args.port)
+    serve(sim, args.host, args.port, provider=args.provider)
     return EXIT_OK
 
 
@@ -184,7 +207,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_simulate(add: AddCommand) -> None:
-    sim = add("simulate", cmd_simulate, "run only the Mistral-compatible simulator")
+    sim = add(
+        "simulate",
+        cmd_simulate,
+        "run only a simulator of one provider's batch API (Mistral's by default)",
+    )
+    sim.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default=PROVIDERS[0],
+        help="whose API it speaks; point that provider's server_url at it",
+    )
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8780)
     sim.add_argument("--api-key", default=None, help="accept only this bearer key")
@@ -224,7 +257,7 @@ def _add_simulate(add: AddCommand) -> None:
 
 def register(add: AddCommand) -> None:
     add("serve", cmd_serve, "run the daemon in the foreground (scheduler + local API)")
-    poll = add("poll", cmd_poll, "run one poll cycle against the Mistral API, then exit")
+    poll = add("poll", cmd_poll, "run one poll cycle of every configured provider, then exit")
     poll.add_argument(
         "--once", action="store_true", required=True, help="one cycle (the only mode)"
     )

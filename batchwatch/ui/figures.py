@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from batchwatch.models import ProgressSample, RemoteJob, Transition
+from batchwatch.providers import progress_known
 
 #: The most points a progress curve is drawn with: 10,000 samples drawn as they are made a
 #: page of 400 kB and cost the job page most of its time budget.
@@ -30,11 +31,17 @@ class Outlook:
     not_run: int  # requests not completed (still to run, or never run once it ended)
     rate: float | None  # requests per second
     eta: datetime | None
+    #: Whether the counts say how far the job is: not while an Anthropic batch runs, whose
+    #: counts stay in ``processing`` until it ends. The page then says "unknown", never a
+    #: 0% bar, nor a rate or an ETA computed from zeros.
+    known: bool = True
 
 
 def outlook(job: RemoteJob, now: datetime, rate: float | None = None) -> Outlook:
     """The row figures; ``rate`` defaults to the job's average since it started."""
     c = job.counters
+    if not progress_known(job):
+        return Outlook(0.0, 0, c.total, 0, 0, c.total, None, None, known=False)
     started = job.started_at
     if rate is None and started is not None and not job.status.is_terminal:
         seconds = now.timestamp() - started
@@ -127,6 +134,9 @@ class Span:
     label_x: float = 0.0
     label_y: float = 58.0
     label_anchor: str = "start"
+    #: The label's text: the status, and the provider's own where it differs (a transition
+    #: within RUNNING, OpenAI's in_progress -> finalizing, would otherwise show twice alike).
+    label: str = ""
 
 
 #: About the width of one label character, in chart units (the labels' font size is 12).
@@ -137,7 +147,7 @@ def _placed(spans: list[Span]) -> list[Span]:
     placed: list[Span] = []
     ends = {58.0: -1e9, 72.0: -1e9}  # each label row: where its last label ends
     for s in spans:
-        width = _CHAR * len(s.status)
+        width = _CHAR * len(s.label or s.status)
         x, anchor = s.x + 2, "start"
         if x + width > WIDTH:
             x, anchor = WIDTH - 2, "end"
@@ -169,9 +179,14 @@ def timeline(found: Sequence[Transition], now: datetime) -> list[Span]:
                 x - doubt,
                 t.observed_at,
                 t.last_seen_before,
+                label=_label(t.to_status.value, t.to_provider_status),
             )
         )
     return _placed(spans)
+
+
+def _label(common: str, raw: str | None) -> str:
+    return common if not raw or raw == common else f"{common} ({raw})"
 
 
 def unix(seconds: int | None) -> datetime | None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from starlette.datastructures import QueryParams
 
 from batchwatch.models import JobStatus
+from batchwatch.providers import PROVIDERS
 from batchwatch.providers.mistral.schemas import METADATA_KEY, PLAIN_TEXT
 from batchwatch.store import JobQuery
 
@@ -25,6 +26,7 @@ class JobFilters:
     """What the form shows back, and the query it makes."""
 
     statuses: tuple[str, ...] = ()
+    provider: str = ""  # one of PROVIDERS; empty: every provider's jobs
     model: str = ""
     metadata: str = ""  # key=value
     since: str = ""  # a date or date-time, UTC unless it says otherwise
@@ -44,6 +46,7 @@ class JobFilters:
             newest_first=self.sort != "created",
             page=self.page,
             page_size=self.page_size,
+            provider=self.provider or None,
         )
 
     def link(self, page: int) -> str:
@@ -53,7 +56,12 @@ class JobFilters:
         pairs = [("status", s) for s in self.statuses]
         pairs += [
             (k, v)
-            for k, v in (("model", self.model), ("metadata", self.metadata), ("since", self.since))
+            for k, v in (
+                ("provider", self.provider),
+                ("model", self.model),
+                ("metadata", self.metadata),
+                ("since", self.since),
+            )
             if v
         ]
         pairs += [("sort", self.sort), ("page", str(page)), ("page_size", str(self.page_size))]
@@ -77,6 +85,10 @@ def _int(text: str | None, default: int, low: int, high: int) -> int:
 def read_filters(params: QueryParams) -> JobFilters:
     problems: list[str] = []
     statuses = tuple(s for s in params.getlist("status") if s in STATUSES)
+    provider = params.get("provider", "").strip()
+    if provider and provider not in PROVIDERS:
+        problems.append(f"the provider is one of {', '.join(PROVIDERS)}: ignored")
+        provider = ""
     model = params.get("model", "").strip()
     if len(model) > 256 or not _TEXT.match(model):
         problems.append("the model is plain text of at most 256 characters: ignored")
@@ -99,6 +111,7 @@ def read_filters(params: QueryParams) -> JobFilters:
     size = _int(params.get("page_size"), 50, 1, 100)
     return JobFilters(
         statuses=statuses,
+        provider=provider,
         model=model,
         metadata=metadata,
         since=since,

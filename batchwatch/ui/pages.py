@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from batchwatch.models import ACTIVE_STATUSES, JobStatus, Outcome, ResultsState
+from batchwatch.providers import PROVIDERS
 from batchwatch.store import JobQuery, intents, ledger
 from batchwatch.store import dashboard as reads
 from batchwatch.store import events as stored_events
@@ -76,6 +77,7 @@ def _jobs(ui: Ui, request: Request) -> dict[str, Any]:
     return {
         "filters": chosen,
         "statuses": STATUSES,
+        "providers": PROVIDERS,
         "page_sizes": PAGE_SIZES,
         "rows": [(j, figures.outlook(j.remote, now)) for j in found],
         "total": total,

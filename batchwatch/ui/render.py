@@ -11,6 +11,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from batchwatch.providers import provider
+
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
@@ -59,7 +61,21 @@ def status_class(status: str) -> str:
     return "st-other"
 
 
-_env.filters.update(when=when, duration=duration, rate=rate, status_class=status_class)
+def provider_label(name: str) -> str:
+    """A provider's name as people know it (``OpenAI``); an unknown one as stored."""
+    try:
+        return provider(name).label
+    except KeyError:
+        return name
+
+
+_env.filters.update(
+    when=when,
+    duration=duration,
+    rate=rate,
+    status_class=status_class,
+    provider_label=provider_label,
+)
 
 
 def is_fragment(request: Request) -> bool:

@@ -27,8 +27,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def finished_job(simulator: RunningSimulator, daemon: Daemon, token: str) -> str:
-    job_id = upstream_job(simulator.url, sim_queue_seconds="0", sim_run_seconds="0.3")
+def finished_job(
+    simulator: RunningSimulator, daemon: Daemon, token: str, run_seconds: str = "0.3"
+) -> str:
+    job_id = upstream_job(simulator.url, sim_queue_seconds="0", sim_run_seconds=run_seconds)
     wait_for(
         lambda: get(daemon, token, f"/v1/batch/jobs/{job_id}").json().get("status") == "SUCCESS"
     )
@@ -61,7 +63,8 @@ def test_show_prints_fields_transitions_and_progress(
     token: str,
     config: str,
 ) -> None:
-    job_id = finished_job(simulator, daemon, token)
+    # Long enough in RUNNING for a poll every 0.2 s to see it there, even on a loaded machine.
+    job_id = finished_job(simulator, daemon, token, run_seconds="1.5")
     code, out, _ = run(capsys, "--config", config, "show", job_id)
     assert code == 0
     for expected in ("Transitions", "Progress", "RUNNING", "SUCCESS", "3/3"):
@@ -213,7 +216,7 @@ def test_poll_once_records_the_upstream_jobs_in_the_database(
 @pytest.mark.parametrize(
     "case",
     [
-        ("no key", "no Mistral API key: set MISTRAL_API_KEY or mistral.api_key_file"),
+        ("no key", "no API key: set MISTRAL_API_KEY, OPENAI_API_KEY or ANTHROPIC_API_KEY"),
         ("wrong key", "cannot poll Mistral at http://127.0.0.1:"),
         ("unreachable", "cannot poll Mistral at http://127.0.0.1:9: "),
     ],
@@ -228,7 +231,8 @@ def test_poll_once_failing_is_one_line_and_exit_1(
     problem, message = case
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     if problem == "no key":
-        monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+        for name in ("MISTRAL_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+            monkeypatch.delenv(name, raising=False)
     else:
         monkeypatch.setenv("MISTRAL_API_KEY", "wrong-key" if problem == "wrong key" else "k")
     url = "http://127.0.0.1:9" if problem == "unreachable" else simulator.url
@@ -260,12 +264,23 @@ def test_demo_into_a_pipe_keeps_tables_and_titles_whole() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     tops = [line for line in lines if "┏" in line]
-    assert len(tops) == 4  # the jobs, each job's transitions, then their results
+    # The jobs, each job's transitions (two Mistral jobs, one OpenAI batch and one
+    # Anthropic batch, all tracked by the one daemon), then their results.
+    assert len(tops) == 6
     assert all(line.startswith("┏") for line in tops)
     assert all(line.rstrip().endswith("┘") for line in lines if "┘" in line)
-    for name in ("translate-catalogue", "summarise-tickets"):
-        title = rf"{name} \({UUID}\): \d+ progress samples"
+    titles = {
+        "translate-catalogue": UUID,
+        "summarise-tickets": UUID,
+        "openai-translations": "batch_[0-9a-f]+",
+        "anthropic-questions": "msgbatch_[A-Za-z0-9]+",
+    }
+    for name, job_id in titles.items():
+        title = rf"{name} \({job_id}\): \d+ progress samples"
         assert any(re.fullmatch(title, line) for line in lines), f"{name}'s title is split"
+    ended = [line for line in lines if "(completed)" in line or "(ended)" in line]
+    assert any("SUCCESS (completed)" in line for line in ended), done.stdout[-2000:]
+    assert any("SUCCESS (ended)" in line for line in ended), done.stdout[-2000:]
     merged = r"merged with its retry: 40 requests, \d+ succeeded, \d+ still failed .*"
     assert any(re.fullmatch(merged, line) for line in lines), done.stdout[-2000:]
     events = r"events recorded: \d+ job\.finished, \d+ job\.results_ready, \d+ job\.transitioned .*"

@@ -15,6 +15,14 @@ from batchwatch.simulator.faults import FaultRule
 from batchwatch.simulator.server import RunningSimulator
 from batchwatch.ui.render import STATIC
 from tests.helpers import get, upstream_job, wait_for
+from tests.integration.test_cli_providers import (  # the daemon of the three providers
+    Three,
+    anthropic_sim_fixture,  # noqa: F401 - the fixture anthropic_sim, which three uses
+    openai_sim_fixture,  # noqa: F401 - the fixture openai_sim, which three uses
+    three_fixture,  # noqa: F401 - the fixture three
+    upstream_anthropic_batch,
+    upstream_openai_batch,
+)
 
 PAGES = ("/ui/", "/ui/jobs", "/ui/events")
 _HIDDEN = re.compile(r'name="csrf" value="([^"]+)"')
@@ -233,3 +241,62 @@ def test_the_overview_shows_the_upstream_s_retry_after_wait(
         return found is not None and 20 <= int(found.group(1)) <= 30
 
     wait_for(waiting, 10)
+
+
+# ---- providers: the column, the filter, and progress that is unknown while a batch runs ----
+
+
+def _listed(browser: requests.Session, daemon: Daemon, **params: str) -> str:
+    answer = browser.get(daemon.api_url + "/ui/jobs", params=params, timeout=5)
+    assert answer.status_code == 200
+    return answer.text
+
+
+_ROW = re.compile(r'<tr>\s*<td data-label="Job"><a href="/ui/jobs/([^"]+)">.*?</tr>', re.S)
+
+
+def _rows(html: str) -> dict[str, str]:
+    """The jobs page's rows, by the job id each links to."""
+    return {found.group(1): found.group(0) for found in _ROW.finditer(html)}
+
+
+def test_the_jobs_page_shows_each_provider_and_filters_by_one(three: Three) -> None:
+    mistral = upstream_job(three.mistral.url, sim_run_seconds="60", sim_queue_seconds="0")
+    openai = upstream_openai_batch(three.openai, sim_run_seconds="60", sim_queue_seconds="0")
+    anthropic = upstream_anthropic_batch(three.anthropic, "sim_run_seconds=60")
+    wait_for(lambda: all(three.job(j)["status"] == "RUNNING" for j in (mistral, openai, anthropic)))
+    browser = login(three.daemon, three.token)
+    rows = _rows(_listed(browser, three.daemon))
+    assert set(rows) == {mistral, openai, anthropic}
+    for job_id, label in ((mistral, "Mistral"), (openai, "OpenAI"), (anthropic, "Anthropic")):
+        assert f'<td data-label="Provider">{label}</td>' in rows[job_id]
+    # The common status, and the provider's own beside it where it differs.
+    assert "RUNNING <small>(in_progress)</small>" in rows[openai]
+    assert "<small>" not in rows[mistral]
+    only = _listed(browser, three.daemon, provider="openai")
+    assert set(_rows(only)) == {openai}
+    assert '<option value="openai" selected>OpenAI</option>' in only
+    assert "provider=openai" in only  # the live fragment keeps the filter
+    wrong = _listed(browser, three.daemon, provider="cohere")
+    assert "the provider is one of mistral, openai, anthropic: ignored" in wrong
+    assert set(_rows(wrong)) == {mistral, openai, anthropic}
+
+
+def test_an_active_anthropic_batch_shows_its_progress_as_unknown(three: Three) -> None:
+    running = upstream_anthropic_batch(three.anthropic, "sim_run_seconds=60")
+    ended = upstream_anthropic_batch(three.anthropic, "sim_run_seconds=0.2")
+    wait_for(lambda: three.job(running)["status"] == "RUNNING")
+    wait_for(lambda: three.job(ended)["status"] == "SUCCESS")
+    browser = login(three.daemon, three.token)
+    rows = _rows(_listed(browser, three.daemon))
+    assert "progress unknown until the batch ends" in rows[running]
+    assert "<progress" not in rows[running] and "0.0%" not in rows[running]
+    assert "<progress" in rows[ended] and "100.0% (2/2)" in rows[ended]
+    page = browser.get(f"{three.daemon.api_url}/ui/jobs/{running}", timeout=5).text
+    assert "progress unknown until the batch ends" in page
+    assert "<dt>ETA</dt><dd>—</dd>" in page and "<dt>Rate</dt><dd>—</dd>" in page
+    assert "<dt>Provider</dt><dd>Anthropic</dd>" in page
+    assert "<dt>Provider status</dt><dd>in_progress</dd>" in page
+    assert 'class="curve"' not in page  # no progress curve drawn from zeros
+    page = browser.get(f"{three.daemon.api_url}/ui/jobs/{ended}", timeout=5).text
+    assert "progress unknown" not in page and "SUCCESS <small>(ended)</small>" in page
