@@ -58,6 +58,10 @@ def transition_data(t: Transition) -> dict[str, Any]:
         "seq": t.seq,
         "from_status": t.from_status.value if t.from_status else None,
         "to_status": t.to_status.value,
+        # As the provider sent them: a change the common statuses do not show (OpenAI's
+        # in_progress → finalizing, both RUNNING) is still a transition.
+        "from_provider_status": t.from_provider_status,
+        "to_provider_status": t.to_provider_status,
         "observed_at": t.observed_at,
         "last_seen_before": t.last_seen_before,
         "source": t.source,

@@ -20,17 +20,19 @@ from batchwatch.api.schemas import (
     BatchJobOut,
     UploadPurpose,
     error_response,
+    job_body,
 )
 from batchwatch.errors import ActionError
 from batchwatch.logs import redact
 from batchwatch.models import StoredJob
 from batchwatch.providers.mistral.schemas import CreateBatchJobIn
-from batchwatch.providers.mistral.wire import job_to_json
 from batchwatch.store import intents
 
 _CLIENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _CLIENT_HEADER = Header(alias="X-Batchwatch-Client", description="who is asking (cli, ...)")
 Client = Annotated[str | None, _CLIENT_HEADER]
+#: The header that makes a create idempotent (every create route takes it).
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
 def requested_by(value: str | None) -> str:
@@ -40,7 +42,7 @@ def requested_by(value: str | None) -> str:
 
 def act_on(call: Callable[[], StoredJob]) -> dict[str, Any]:
     try:
-        return job_to_json(call().remote)
+        return job_body(call().remote)
     except ActionError as exc:
         raise refused(exc) from None
 
@@ -70,9 +72,7 @@ def _job_actions(router: APIRouter, actions: Actions) -> None:
     )
     def create_job(
         body: CreateBatchJobIn,
-        idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", max_length=255)
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
         client: Client = None,
     ) -> dict[str, Any]:
         """Mistral's create, forwarded; the job is recorded and tracked before the answer.
@@ -86,7 +86,7 @@ def _job_actions(router: APIRouter, actions: Actions) -> None:
         responses={**UPSTREAM_ERRORS, **NOT_FOUND, 409: error_response("the job already ended")},
     )
     def cancel_job(job_id: JobId, client: Client = None) -> dict[str, Any]:
-        return act_on(lambda: actions.cancel(str(job_id), requested_by(client)))
+        return act_on(lambda: actions.cancel(job_id, requested_by(client)))
 
     @router.post(
         "/batch/jobs/{job_id}/track",
@@ -95,7 +95,7 @@ def _job_actions(router: APIRouter, actions: Actions) -> None:
         responses={**UPSTREAM_ERRORS, **NOT_FOUND},
     )
     def track_job(job_id: JobId, client: Client = None) -> dict[str, Any]:
-        return act_on(lambda: actions.track(str(job_id), requested_by(client)))
+        return act_on(lambda: actions.track(job_id, requested_by(client)))
 
 
 def _file_and_log_routes(router: APIRouter, actions: Actions) -> None:
@@ -122,7 +122,7 @@ def _file_and_log_routes(router: APIRouter, actions: Actions) -> None:
         responses=NOT_FOUND,
     )
     def job_actions(job_id: JobId) -> ActionListOut:
-        if not actions.store.has_job(str(job_id)):
+        if not actions.store.has_job(job_id):
             raise no_such_job(job_id)
-        rows = [ActionOut.of(a) for a in intents.job_actions(actions.store, str(job_id))]
+        rows = [ActionOut.of(a) for a in intents.job_actions(actions.store, job_id)]
         return ActionListOut(data=rows, total=len(rows))

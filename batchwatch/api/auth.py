@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 
 def bearer_guard(token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
@@ -35,6 +35,27 @@ def bearer_dependency(token: str) -> Callable[..., Awaitable[None]]:
     async def guard(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
     ) -> None:
+        check(credentials)
+
+    return guard
+
+
+def bearer_or_api_key_dependency(token: str) -> Callable[..., Awaitable[None]]:
+    """The token check of the Anthropic-native routes: Anthropic's SDKs send the key as
+    ``x-api-key`` (or, given an auth token, as a bearer token): either one, if it is
+    ``token``, lets the request in; a refusal is the same 401 as ``bearer_guard``'s."""
+    scheme = HTTPBearer(auto_error=False, description="the token from api.token_file")
+    header = APIKeyHeader(
+        name="x-api-key", auto_error=False, description="the token from api.token_file"
+    )
+    check = bearer_guard(token)
+
+    async def guard(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
+        api_key: Annotated[str | None, Depends(header)],
+    ) -> None:
+        if api_key is not None and hmac.compare_digest(api_key.encode(), token.encode()):
+            return
         check(credentials)
 
     return guard

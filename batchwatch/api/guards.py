@@ -8,6 +8,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from batchwatch.api.native_errors import shape_of
 from batchwatch.logs import get_logger, redact
 
 log = get_logger("batchwatch.api")
@@ -16,6 +17,8 @@ log = get_logger("batchwatch.api")
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB
 #: ``POST /v1/files`` relays a batch input file, so it gets Mistral's own upload limit.
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # 512 MiB
+#: An Anthropic Message Batch carries its requests inline: Anthropic's own limit on it.
+MAX_MESSAGE_BATCH_BYTES = 256 * 1024 * 1024  # 256 MiB
 
 
 class BodySizeLimit:
@@ -37,7 +40,7 @@ class BodySizeLimit:
         limit = self.per_route.get((scope["method"], scope["path"]), self.default)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _too_large(limit)(scope, receive, send)
+            await _too_large(limit, scope["path"])(scope, receive, send)
             return
         received = 0
         started = False
@@ -64,7 +67,7 @@ class BodySizeLimit:
             # Raised where no handler caught it (read outside FastAPI's parsing).
             if exc.status_code != 413 or started:
                 raise
-            await _too_large(limit)(scope, receive, send)
+            await _too_large(limit, scope["path"])(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -85,7 +88,10 @@ def _too_large_detail(limit: int) -> str:
 _CLOSE = {"Connection": "close"}
 
 
-def _too_large(limit: int) -> JSONResponse:
+def _too_large(limit: int, path: str) -> JSONResponse:
+    render = shape_of(path)  # a provider-native route answers in its provider's shape
+    if render is not None:
+        return render(413, _too_large_detail(limit), None, _CLOSE)
     return JSONResponse({"detail": _too_large_detail(limit)}, status_code=413, headers=_CLOSE)
 
 
@@ -93,6 +99,9 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     """Any route, when the store cannot reach the database: 503, never a traceback."""
     detail = redact(str(exc))  # StoreUnavailable says "database unavailable: ..." already
     log.warning("api_database_unavailable", method=request.method, path=request.url.path)
+    render = shape_of(request.url.path)
+    if render is not None:
+        return render(503, detail)
     return JSONResponse({"detail": detail}, status_code=503)
 
 

@@ -2,14 +2,14 @@
 upstream, in Mistral's shapes where Mistral has one."""
 
 import re
-import uuid
 from collections.abc import Callable
 from datetime import UTC
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import AfterValidator
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
@@ -22,14 +22,16 @@ from batchwatch.api.schemas import (
     DateTimeText,
     ListBatchJobsOut,
     ProgressListOut,
+    ProviderName,
     TransitionFeedOut,
     TransitionListOut,
+    job_body,
     progress_body,
     transition_body,
 )
 from batchwatch.models import JobStatus, StatusName
+from batchwatch.providers import PROVIDERS, provider, provider_of_id
 from batchwatch.providers.mistral.schemas import METADATA_KEY, PLAIN_TEXT, OrderBy
-from batchwatch.providers.mistral.wire import job_to_json
 from batchwatch.store import JobQuery, Store
 
 _METADATA_KEY = re.compile(METADATA_KEY)
@@ -37,10 +39,30 @@ _PLAIN_TEXT = re.compile(PLAIN_TEXT)
 _MAX_PAGE = 2**31 - 1  # an int32, as the SDKs type it; page * page_size stays in range
 _MAX_ID = 2**63 - 1  # ids are 64-bit integers in every supported database
 
-JobId = Annotated[uuid.UUID, "a Mistral batch job id (a UUID)"]
+#: Any provider's job id, as the catalog describes them (a UUID, ``batch_…``, ``msgbatch_…``):
+#: anything else is refused (422) before the database is asked.
+JOB_ID_PATTERN = "^(?:" + "|".join(provider(name).id_pattern for name in PROVIDERS) + ")$"
 
 
-def no_such_job(job_id: uuid.UUID) -> HTTPException:
+def _canonical(job_id: str) -> str:
+    # Mistral's ids are stored in lower case; an upper-case UUID names the same job (the
+    # route took a ``uuid.UUID`` before providers, which read it so).
+    return job_id.lower() if provider_of_id(job_id) == "mistral" else job_id
+
+
+JobId = Annotated[
+    str,
+    Path(
+        pattern=JOB_ID_PATTERN,
+        max_length=128,
+        description="a job id of any provider: Mistral's UUID, OpenAI's batch_…, "
+        "Anthropic's msgbatch_…",
+    ),
+    AfterValidator(_canonical),
+]
+
+
+def no_such_job(job_id: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"no tracked job with id {job_id}")
 
 
@@ -65,7 +87,7 @@ async def read(store: Store, call: Callable[[], _T], rows: int = 1) -> _T:
 
 def json_response(body: object) -> Response:
     """The JSON FastAPI would write for the route's ``response_model`` (same bytes, same
-    media type), from a body built by ``job_to_json`` or ``schemas.*_body``: the read
+    media type), from a body built by ``job_body`` or ``schemas.*_body``: the read
     routes skip the model's validation, which only re-checks what the store just read."""
     # Measured, back to back (`python -m tests.benchmarks.run --only reads`): through the
     # validation, single-job reads fell from 1454-1594 to 1025-1057 req/s and the status
@@ -121,8 +143,10 @@ def _job_routes(router: APIRouter, store: Store) -> None:
         created_after: DateTimeText | None = None,
         created_by_me: bool = False,
         order_by: OrderBy = "-created",
+        provider: ProviderName | None = None,
     ) -> Response:
-        """Tracked jobs in Mistral's list shape, read from the database."""
+        """Tracked jobs in Mistral's list shape, read from the database; ``provider``
+        keeps one provider's."""
         del created_by_me  # every tracked job is listed: batchwatch has one identity upstream
         metadata = _metadata_filter(request)
         after = created_after.replace(tzinfo=created_after.tzinfo or UTC) if created_after else None
@@ -134,13 +158,14 @@ def _job_routes(router: APIRouter, store: Store) -> None:
             newest_first=order_by == "-created",
             page=page,
             page_size=page_size,
+            provider=provider,
         )
 
         def page_body() -> dict[str, object]:
             found, total = store.list_jobs(query)
             return {
                 "object": "list",
-                "data": [job_to_json(j.remote) for j in found],
+                "data": [job_body(j.remote) for j in found],
                 "total": total,
             }
 
@@ -155,10 +180,10 @@ def _job_routes(router: APIRouter, store: Store) -> None:
     async def get_job(job_id: JobId, inline: bool | None = None) -> Response:
         """The latest recorded snapshot of the job (``inline`` is accepted and ignored)."""
         del inline
-        job = await read(store, lambda: store.get_job(str(job_id)))
+        job = await read(store, lambda: store.get_job(job_id))
         if job is None:
             raise no_such_job(job_id)
-        return json_response(job_to_json(job.remote))
+        return json_response(job_body(job.remote))
 
 
 def _history_routes(router: APIRouter, store: Store) -> None:
@@ -171,10 +196,10 @@ def _history_routes(router: APIRouter, store: Store) -> None:
         responses=NOT_FOUND,
     )
     async def job_transitions(job_id: JobId) -> Response:
-        found = await read(store, lambda: store.transitions(str(job_id)))
+        found = await read(store, lambda: store.transitions(job_id))
         # A job's transitions exist only with the job (a foreign key): none, and only then,
         # asks whether the job does.
-        if not found and not await read(store, lambda: store.has_job(str(job_id))):
+        if not found and not await read(store, lambda: store.has_job(job_id)):
             raise no_such_job(job_id)
         rows = [transition_body(t) for t in found]
         return json_response({"object": "list", "data": rows, "total": len(rows)})
@@ -186,8 +211,8 @@ def _history_routes(router: APIRouter, store: Store) -> None:
         responses=NOT_FOUND,
     )
     async def job_progress(job_id: JobId) -> Response:
-        found = await read(store, lambda: store.progress(str(job_id)))
-        if not found and not await read(store, lambda: store.has_job(str(job_id))):
+        found = await read(store, lambda: store.progress(job_id))
+        if not found and not await read(store, lambda: store.has_job(job_id)):
             raise no_such_job(job_id)
         rows = [progress_body(p) for p in found]
         return json_response({"object": "list", "data": rows, "total": len(rows)})

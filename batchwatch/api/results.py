@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, HTTPException, Query
+from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from batchwatch.api.actions import Client, act_on, refused, requested_by
+from batchwatch.api.actions import Client, IdempotencyKey, act_on, refused, requested_by
 from batchwatch.api.reads import JobId, no_such_job
 from batchwatch.api.schemas import (
     COMMON_ERRORS,
@@ -104,11 +104,11 @@ def results_router(
 def _read_routes(router: APIRouter, store: Store, prices: dict[str, PriceSettings]) -> None:
     @router.get("/batch/jobs/{job_id}/results", summary="A job's results", responses=NOT_FOUND)
     def job_results(job_id: JobId) -> dict[str, Any]:
-        job = store.get_job(str(job_id))
+        job = store.get_job(job_id)
         if job is None:
             raise no_such_job(job_id)
-        found = stored.job_results(store, str(job_id))
-        queued = found is None and stored.queued_soon(store, str(job_id))
+        found = stored.job_results(store, job_id)
+        queued = found is None and stored.queued_soon(store, job_id)
         return results_body(job, found, queued)
 
     @router.get(
@@ -123,9 +123,9 @@ def _read_routes(router: APIRouter, store: Store, prices: dict[str, PriceSetting
         page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
         wanted = [Outcome(o) for o in outcome or ()]
-        rows, total = ledger.ledger_page(store, str(job_id), wanted, page, page_size)
+        rows, total = ledger.ledger_page(store, job_id, wanted, page, page_size)
         # Rows exist only for a tracked job: none, and only then, asks whether it is one.
-        if not total and not store.has_job(str(job_id)):
+        if not total and not store.has_job(job_id):
             raise no_such_job(job_id)
         # The rows come as JSON from the database (``store.ledger.ledger_page``).
         body = f'{{"object":"list","data":{rows},"total":{total}}}'
@@ -187,14 +187,12 @@ def _action_routes(router: APIRouter, actions: ResultsActions) -> None:
     def retry_job(
         job_id: JobId,
         body: Annotated[RetryIn | None, Body()] = None,
-        idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", max_length=255)
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
         client: Client = None,
     ) -> dict[str, Any]:
         only = [Outcome(o) for o in (body.only if body else [o.value for o in RETRYABLE])]
         by = requested_by(client)
-        return act_on(lambda: actions.retry(str(job_id), only, idempotency_key, by))
+        return act_on(lambda: actions.retry(job_id, only, idempotency_key, by))
 
     @router.delete(
         "/batch/jobs/{job_id}",
@@ -204,9 +202,9 @@ def _action_routes(router: APIRouter, actions: ResultsActions) -> None:
     )
     def delete_job(job_id: JobId, force: bool = False, client: Client = None) -> DeletedOut:
         try:
-            deleted = actions.delete(str(job_id), force=force, requested_by=requested_by(client))
+            deleted = actions.delete(job_id, force=force, requested_by=requested_by(client))
         except ActionError as exc:
             if exc.status_code == 404:
                 raise HTTPException(status_code=404, detail=exc.detail) from None
             raise refused(exc) from None
-        return DeletedOut(id=str(job_id), deleted=deleted)
+        return DeletedOut(id=job_id, deleted=deleted)

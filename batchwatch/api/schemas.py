@@ -1,4 +1,5 @@
-"""The local API's JSON shapes. The job shapes are Mistral's, so its SDK parses them."""
+"""The local API's JSON shapes. The job shapes are Mistral's, so its SDK parses them, with
+two fields of batchwatch's own: ``provider`` and ``provider_status``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,35 @@ from pydantic import BaseModel, BeforeValidator, Field, create_model
 from pydantic_core import PydanticCustomError
 
 from batchwatch.events import transition_data
-from batchwatch.models import ActionRecord, ProgressSample, Transition
+from batchwatch.models import ActionRecord, ProgressSample, RemoteJob, Transition
+from batchwatch.providers import PROVIDERS
 from batchwatch.providers.mistral.schemas import METADATA_KEY, PLAIN_TEXT, FilePurpose
-from batchwatch.providers.mistral.wire import JOB_FIELDS
+from batchwatch.providers.mistral.wire import JOB_FIELDS, job_to_json
+
+#: A provider's name, as a query parameter takes it (an OpenAPI ``enum``).
+if TYPE_CHECKING:
+    ProviderName = str
+else:
+    ProviderName = Literal[PROVIDERS]
+
+#: What the ``/v1`` job shapes add to Mistral's ``BatchJob`` (its SDK ignores the extra keys).
+_EXTRA_FIELDS: dict[str, Any] = {
+    "provider": (ProviderName, Field(description="the API the job lives in")),
+    "provider_status": (str, Field(description="the status as the provider sent it")),
+}
+
+
+def job_body(job: RemoteJob) -> dict[str, Any]:
+    """A job as the ``/v1/batch/jobs`` routes answer: Mistral's ``BatchJob`` plus its
+    ``provider`` and ``provider_status``. ``status`` is the common status; for a Mistral
+    job it stays exactly what Mistral sent (a status this version does not know included),
+    as before providers, so the pair is equal for Mistral jobs."""
+    body = job_to_json(job)
+    if job.provider != "mistral":
+        body["status"] = job.status.value
+    body["provider"] = job.provider
+    body["provider_status"] = job.raw_status
+    return body
 
 
 def _job_model() -> type[BaseModel]:
@@ -22,8 +49,9 @@ def _job_model() -> type[BaseModel]:
     fields: dict[str, Any] = {f.key: (f.hint, ... if f.required else f.default) for f in JOB_FIELDS}
     return create_model(
         "BatchJobOut",
-        __doc__="Mistral's ``BatchJob``, from the latest recorded snapshot.",
+        __doc__="Mistral's ``BatchJob``, from the latest recorded snapshot, with its provider.",
         **fields,
+        **_EXTRA_FIELDS,
     )
 
 
@@ -49,6 +77,12 @@ class TransitionOut(BaseModel):
     seq: int = Field(description="1 for the first sighting, then one more per change")
     from_status: str | None = Field(description="null on the first sighting of the job")
     to_status: str
+    from_provider_status: str | None = Field(
+        description="the provider's own status before (null on the first sighting)"
+    )
+    to_provider_status: str | None = Field(
+        description="the provider's own status after, as sent (null if not recorded)"
+    )
     observed_at: datetime = Field(description="when batchwatch saw the new status (UTC)")
     last_seen_before: datetime | None = Field(
         description="the last time the job was seen in from_status: the change happened "
@@ -210,6 +244,7 @@ LIST_KEYS = frozenset(
         "created_by_me",
         "status",
         "order_by",
+        "provider",
     }
 )
 # Mistral's list declares ``metadata`` as an object sent form-exploded (``?team=search``);

@@ -8,12 +8,13 @@ jobs (``StatusListing``). OpenAI and Anthropic list every batch newest first, wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from batchwatch.errors import ApiError
 from batchwatch.models import JobPage, ListFilter, RemoteJob
 
 
@@ -89,3 +90,16 @@ class StatusListingClient(ProviderClient, StatusListing, Protocol):
 
 class NewestFirstClient(ProviderClient, NewestFirstListing, Protocol):
     """A provider client whose list is newest first with a cursor (OpenAI's, Anthropic's)."""
+
+
+def parsed_page(items: list[Any], parse: Callable[[Any], RemoteJob], total: int) -> JobPage:
+    """A list page's items read with ``parse``. An item that cannot be read is left out
+    and counted (``malformed``), rather than failing the page: one bad job cannot stop all
+    polling, and the caller reads such a job some other way."""
+    jobs: list[RemoteJob] = []
+    for item in items:
+        try:
+            jobs.append(parse(item))
+        except ApiError:
+            continue
+    return JobPage(tuple(jobs), total=total, malformed=len(items) - len(jobs))

@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Self
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -251,6 +252,20 @@ class HttpApi:
             raise _http_error(operation, response)
         return response
 
+    def _upload(self, filename: str, content: Any, purpose: str) -> Any:
+        """``POST /v1/files``, multipart (Mistral's and OpenAI's Files API take the same
+        form): the decoded answer. Sent once: an upload is not resent blindly."""
+        return self._json(
+            "upload_file", "POST", "/v1/files", once=True,
+            files={"file": (filename, content, "application/jsonl")}, data={"purpose": purpose},
+        )  # fmt: skip
+
+    def _file_stream(
+        self, file_id: str, chunk_bytes: int
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """``GET /v1/files/{file_id}/content``, streamed (Mistral's and OpenAI's)."""
+        return self._stream("download_file", f"/v1/files/{segment(file_id)}/content", chunk_bytes)
+
     def _json(self, operation: str, method: str, path: str, **kwargs: Any) -> Any:
         """The decoded JSON body. A read whose body broke on the way (cut short, or not
         JSON) is sent again, up to the retry policy's attempts, with its backoff: urllib3
@@ -296,6 +311,11 @@ class HttpApi:
     def _observe(self, operation: str, status: int | None) -> None:
         if self._observer is not None:
             self._observer(operation, status)
+
+
+def segment(value: str) -> str:
+    """``value`` as one segment of a URL path (an id holding ``/`` cannot change the route)."""
+    return quote(value, safe="")
 
 
 def _chunks(operation: str, response: requests.Response, size: int) -> Iterator[bytes]:

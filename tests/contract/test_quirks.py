@@ -4,31 +4,19 @@ create. Real simulators on loopback, a real SQLite file."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from batchwatch.actions import Actions
-from batchwatch.models import JobResults, JobStatus, ResultsState
+from batchwatch.models import JobStatus
 from batchwatch.observation import fetch_departed
 from batchwatch.poller import PollOptions, poll_once
-from batchwatch.results.worker import ResultsOptions, ResultsWorker
 from batchwatch.store import Store
-from batchwatch.store import results as stored
 from tests.contract.test_providers import poll_until_ended
-from tests.contract.upstreams import Upstream, upstream
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'bw.db'}")
-    store.migrate()
-    yield store
-    store.close()
+from tests.contract.upstreams import Upstream, fetch_results, upstream
 
 
 @pytest.fixture
@@ -41,20 +29,6 @@ def openai(tmp_path: Path) -> Iterator[Upstream]:
 def anthropic(tmp_path: Path) -> Iterator[Upstream]:
     with upstream("anthropic", tmp_path) as running:
         yield running
-
-
-def fetched(up: Upstream, store: Store, job_id: str, tmp_path: Path) -> JobResults:
-    worker = ResultsWorker(
-        {up.name: up.client}, store, ResultsOptions(tmp_path / "results"), stop=threading.Event()
-    )
-    try:
-        stored.queue_ended(store, datetime.now(UTC))
-        assert worker.fetch(job_id) == "ready"
-    finally:
-        worker.shutdown()
-    results = stored.job_results(store, job_id)
-    assert results is not None and results.state is ResultsState.READY
-    return results
 
 
 def test_openai_finalizing_is_a_transition_within_running(openai: Upstream, db: Store) -> None:
@@ -84,7 +58,7 @@ def test_an_expired_openai_batch_keeps_its_partial_results_and_unrun_requests_ap
     ended = db.get_job(job.id)
     assert ended is not None and ended.status is JobStatus.TIMEOUT_EXCEEDED
     assert ended.remote.raw_status == "expired"
-    counts = fetched(openai, db, job.id, tmp_path).counts
+    counts = fetch_results(openai, db, job.id, tmp_path).counts
     assert counts is not None
     # The ledger agrees with OpenAI: the requests never run are not failures.
     assert counts.failed == ended.remote.counters.failed
@@ -102,7 +76,7 @@ def test_an_openai_batch_with_no_success_has_a_ledger_of_failures(
     ended = db.get_job(job.id)
     assert ended is not None and ended.remote.output_file is None  # OpenAI sends none
     assert ended.remote.error_file is not None
-    counts = fetched(openai, db, job.id, tmp_path).counts
+    counts = fetch_results(openai, db, job.id, tmp_path).counts
     assert counts is not None and (counts.failed, counts.succeeded) == (6, 0)
 
 

@@ -8,14 +8,17 @@ unchanged against the three APIs.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from batchwatch.models import JobResults, ResultsState
 from batchwatch.providers.anthropic.client import AnthropicClient
 from batchwatch.providers.anthropic.schemas import CreateMessageBatchIn
 from batchwatch.providers.base import CreateRequest, ProviderClient
@@ -23,8 +26,11 @@ from batchwatch.providers.mistral.client import MistralClient
 from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.providers.openai.client import OpenAIClient
 from batchwatch.providers.openai.schemas import CreateBatchIn
+from batchwatch.results.worker import ResultsOptions, ResultsWorker
 from batchwatch.simulator.server import RunningSimulator, start_in_thread
 from batchwatch.simulator.settings import SimulatorSettings
+from batchwatch.store import Store
+from batchwatch.store import results as stored
 
 KEY = "contract-key"
 PROVIDERS = ("mistral", "openai", "anthropic")
@@ -121,3 +127,18 @@ def upstream(name: str, tmp: Path, **settings: Any) -> Iterator[Upstream]:
     finally:
         client.close()
         sim.stop()
+
+
+def fetch_results(up: Upstream, store: Store, job_id: str, tmp: Path) -> JobResults:
+    """One attempt of the results worker at ``job_id``, which must leave it ready."""
+    worker = ResultsWorker(
+        {up.name: up.client}, store, ResultsOptions(tmp / "results"), stop=threading.Event()
+    )
+    try:
+        stored.queue_ended(store, datetime.now(UTC))
+        assert worker.fetch(job_id) == "ready"
+    finally:
+        worker.shutdown()
+    results = stored.job_results(store, job_id)
+    assert results is not None and results.state is ResultsState.READY
+    return results

@@ -8,15 +8,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
-from batchwatch.errors import ApiError
 from batchwatch.models import JobPage, RemoteJob
 from batchwatch.providers.anthropic.schemas import CreateMessageBatchIn
 from batchwatch.providers.anthropic.wire import PROVIDER, parse_job, parse_list
-from batchwatch.providers.http import HttpApi
+from batchwatch.providers.base import parsed_page
+from batchwatch.providers.http import HttpApi, segment
 
 #: The API version every request names (``anthropic-version``): the one Message Batches
 #: are documented under.
@@ -44,18 +43,11 @@ class AnthropicClient(HttpApi):
             params["after_id"] = cursor
         body = self._json("list_batches", "GET", _BATCHES, params=params)
         items, more, last = parse_list(body)
-        jobs: list[RemoteJob] = []
-        for item in items:
-            try:
-                jobs.append(parse_job(item))
-            except ApiError:
-                continue  # counted as malformed; the caller reads such a job some other way
-        page = JobPage(tuple(jobs), total=len(items), malformed=len(items) - len(jobs))
-        return page, last if more else None
+        return parsed_page(items, parse_job, len(items)), last if more else None
 
     def get_job(self, job_id: str) -> RemoteJob:
         # Anthropic: retrieve a message batch (GET /v1/messages/batches/{id})
-        return parse_job(self._json("get_job", "GET", f"{_BATCHES}/{_segment(job_id)}"))
+        return parse_job(self._json("get_job", "GET", f"{_BATCHES}/{segment(job_id)}"))
 
     def create_job(
         self, request: CreateMessageBatchIn, headers: Mapping[str, str] | None = None
@@ -69,7 +61,7 @@ class AnthropicClient(HttpApi):
 
     def cancel_job(self, job_id: str) -> RemoteJob:
         # Anthropic: cancel a message batch (POST /v1/messages/batches/{id}/cancel)
-        return parse_job(self._json("cancel_job", "POST", f"{_BATCHES}/{_segment(job_id)}/cancel"))
+        return parse_job(self._json("cancel_job", "POST", f"{_BATCHES}/{segment(job_id)}/cancel"))
 
     def tagged(self, request: CreateMessageBatchIn, request_id: str) -> CreateMessageBatchIn:
         """A batch has no metadata to carry a tag: ``find_created`` matches it otherwise."""
@@ -105,7 +97,7 @@ class AnthropicClient(HttpApi):
 
     def delete_job(self, job_id: str) -> bool:
         # Anthropic: delete a message batch (DELETE /v1/messages/batches/{id}), once ended
-        body = self._json("delete_job", "DELETE", f"{_BATCHES}/{_segment(job_id)}")
+        body = self._json("delete_job", "DELETE", f"{_BATCHES}/{segment(job_id)}")
         return isinstance(body, dict) and body.get("type") == "message_batch_deleted"
 
     def file_content(
@@ -113,12 +105,8 @@ class AnthropicClient(HttpApi):
     ) -> AbstractContextManager[Iterator[bytes]]:
         """A batch's results (``file_id`` is its id: ``wire``), streamed as JSONL."""
         # Anthropic: retrieve message batch results (GET /v1/messages/batches/{id}/results)
-        path = f"{_BATCHES}/{_segment(file_id)}/results"
+        path = f"{_BATCHES}/{segment(file_id)}/results"
         return self._stream("batch_results", path, chunk_bytes)
 
     def inline_outputs(self, job_id: str) -> list[Any]:
         return []  # results come only from ``results_url``
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")

@@ -13,11 +13,11 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from batchwatch.errors import ApiError
 from batchwatch.models import FileInfo, JobPage, ListFilter, RemoteJob
-from batchwatch.providers.http import HttpApi
+from batchwatch.providers.base import parsed_page
+from batchwatch.providers.http import HttpApi, segment
 from batchwatch.providers.mistral.schemas import CreateBatchJobIn
 from batchwatch.providers.mistral.wire import (
     list_params,
@@ -55,13 +55,7 @@ class MistralClient(HttpApi):
         data = body.get("data") or []
         if not isinstance(data, list):
             raise ApiError("list_jobs: 'data' is not a list", retryable=True)
-        jobs: list[RemoteJob] = []
-        for item in data:
-            try:
-                jobs.append(parse_job(item))
-            except ApiError:
-                continue  # counted below; the caller reconciles the job some other way
-        return JobPage(jobs=tuple(jobs), total=body["total"], malformed=len(data) - len(jobs))
+        return parsed_page(data, parse_job, body["total"])
 
     def list_all(
         self,
@@ -93,7 +87,7 @@ class MistralClient(HttpApi):
 
     def get_job(self, job_id: str) -> RemoteJob:
         # Mistral: jobs_api_routes_batch_get_batch_job (GET /v1/batch/jobs/{job_id})
-        return parse_job(self._json("get_job", "GET", f"/v1/batch/jobs/{_segment(job_id)}"))
+        return parse_job(self._json("get_job", "GET", f"/v1/batch/jobs/{segment(job_id)}"))
 
     def create_job(
         self, request: CreateBatchJobIn, headers: Mapping[str, str] | None = None
@@ -145,33 +139,18 @@ class MistralClient(HttpApi):
 
     def cancel_job(self, job_id: str) -> RemoteJob:
         # Mistral: jobs_api_routes_batch_cancel_batch_job (POST /v1/batch/jobs/{id}/cancel)
-        path = f"/v1/batch/jobs/{_segment(job_id)}/cancel"
+        path = f"/v1/batch/jobs/{segment(job_id)}/cancel"
         return parse_job(self._json("cancel_job", "POST", path))
 
     def upload_file(self, path: Path, purpose: str = "batch") -> FileInfo:
         # Mistral: files_api_routes_upload_file (POST /v1/files, multipart)
         with path.open("rb") as fh:
-            body = self._json(
-                "upload_file",
-                "POST",
-                "/v1/files",
-                once=True,
-                files={"file": (path.name, fh, "application/jsonl")},
-                data={"purpose": purpose},
-            )
-        return parse_file(body)
+            return parse_file(self._upload(path.name, fh, purpose))
 
     def upload_content(self, filename: str, content: bytes, purpose: str) -> dict[str, Any]:
         """Upload bytes and return Mistral's file object as sent (the local API relays it)."""
         # Mistral: files_api_routes_upload_file (POST /v1/files, multipart)
-        body = self._json(
-            "upload_file",
-            "POST",
-            "/v1/files",
-            once=True,
-            files={"file": (filename, content, "application/jsonl")},
-            data={"purpose": purpose},
-        )
+        body = self._upload(filename, content, purpose)
         parse_file(body)  # a malformed answer fails here, at the edge
         return dict(body)
 
@@ -180,24 +159,20 @@ class MistralClient(HttpApi):
     ) -> AbstractContextManager[Iterator[bytes]]:
         """A file's content, streamed: ``with client.file_content(id) as chunks: ...``."""
         # Mistral: files_api_routes_download_file (GET /v1/files/{file_id}/content)
-        return self._stream("download_file", f"/v1/files/{_segment(file_id)}/content", chunk_bytes)
+        return self._file_stream(file_id, chunk_bytes)
 
     def inline_outputs(self, job_id: str) -> list[Any]:
         """An inline job's ``outputs`` (``GET /v1/batch/jobs/{id}?inline=true``)."""
-        path = f"/v1/batch/jobs/{_segment(job_id)}"
+        path = f"/v1/batch/jobs/{segment(job_id)}"
         return parse_outputs(self._json("get_job", "GET", path, params={"inline": "true"}))
 
     def delete_job(self, job_id: str) -> bool:
         """Mistral's ``DELETE /v1/batch/jobs/{id}``; whether it answered ``deleted``."""
         # Mistral: jobs_api_routes_batch_delete_batch_job
-        body = self._json("delete_job", "DELETE", f"/v1/batch/jobs/{_segment(job_id)}")
+        body = self._json("delete_job", "DELETE", f"/v1/batch/jobs/{segment(job_id)}")
         return isinstance(body, dict) and body.get("deleted") is True
 
     def download_file(self, file_id: str) -> bytes:
         """A (small) file's whole content; big ones are streamed with ``file_content``."""
         with self.file_content(file_id) as chunks:
             return b"".join(chunks)
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")

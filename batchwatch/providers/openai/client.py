@@ -8,11 +8,10 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from batchwatch.errors import ApiError
 from batchwatch.models import JobPage, RemoteJob
-from batchwatch.providers.http import HttpApi
+from batchwatch.providers.base import parsed_page
+from batchwatch.providers.http import HttpApi, segment
 from batchwatch.providers.openai.schemas import CreateBatchIn
 from batchwatch.providers.openai.wire import PROVIDER, parse_file, parse_job, parse_list
 
@@ -35,22 +34,15 @@ class OpenAIClient(HttpApi):
         items, more, last = parse_list(
             self._json("list_batches", "GET", "/v1/batches", params=params)
         )
-        jobs: list[RemoteJob] = []
-        for item in items:
-            try:
-                jobs.append(parse_job(item))
-            except ApiError:
-                continue  # counted as malformed; the caller reads such a job some other way
-        page = JobPage(tuple(jobs), total=len(items), malformed=len(items) - len(jobs))
-        return page, last if more else None
+        return parsed_page(items, parse_job, len(items)), last if more else None
 
     def get_job(self, job_id: str) -> RemoteJob:
         # OpenAI: retrieveBatch (GET /v1/batches/{batch_id})
-        return parse_job(self._json("get_job", "GET", f"/v1/batches/{_segment(job_id)}"))
+        return parse_job(self._json("get_job", "GET", f"/v1/batches/{segment(job_id)}"))
 
     def get_raw(self, job_id: str) -> dict[str, Any]:
         """The batch as OpenAI sent it (the local OpenAI routes relay it); checked first."""
-        body = self._json("get_job", "GET", f"/v1/batches/{_segment(job_id)}")
+        body = self._json("get_job", "GET", f"/v1/batches/{segment(job_id)}")
         parse_job(body)
         return dict(body)
 
@@ -66,7 +58,7 @@ class OpenAIClient(HttpApi):
 
     def cancel_job(self, job_id: str) -> RemoteJob:
         # OpenAI: cancelBatch (POST /v1/batches/{batch_id}/cancel)
-        path = f"/v1/batches/{_segment(job_id)}/cancel"
+        path = f"/v1/batches/{segment(job_id)}/cancel"
         return parse_job(self._json("cancel_job", "POST", path))
 
     def tagged(self, request: CreateBatchIn, request_id: str) -> CreateBatchIn:
@@ -107,10 +99,7 @@ class OpenAIClient(HttpApi):
     def upload_content(self, filename: str, content: bytes, purpose: str) -> dict[str, Any]:
         """Upload bytes; OpenAI's ``File`` as sent (the local API relays it)."""
         # OpenAI: createFile (POST /v1/files, multipart)
-        body = self._json(
-            "upload_file", "POST", "/v1/files", once=True,
-            files={"file": (filename, content, "application/jsonl")}, data={"purpose": purpose},
-        )  # fmt: skip
+        body = self._upload(filename, content, purpose)
         parse_file(body)
         return dict(body)
 
@@ -118,13 +107,9 @@ class OpenAIClient(HttpApi):
         self, file_id: str, chunk_bytes: int = 1 << 20
     ) -> AbstractContextManager[Iterator[bytes]]:
         # OpenAI: downloadFile (GET /v1/files/{file_id}/content)
-        return self._stream("download_file", f"/v1/files/{_segment(file_id)}/content", chunk_bytes)
+        return self._file_stream(file_id, chunk_bytes)
 
     def inline_outputs(self, job_id: str) -> list[Any]:
         """OpenAI batches have no inline outputs: a batch without an output file (all its
         requests failed) has none."""
         return []
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")

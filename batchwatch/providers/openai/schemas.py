@@ -30,8 +30,15 @@ class CreateBatchIn(BaseModel):
     input_file_id: Annotated[str, StringConstraints(min_length=1, pattern=PLAIN_TEXT)]
     endpoint: Endpoint
     completion_window: Literal["24h"] = "24h"
-    #: Up to 16 pairs (OpenAI's limit).
-    metadata: Annotated[dict[_Key, _Value], Field(max_length=16)] | None = None
+    #: Up to 16 pairs (OpenAI's limit). The schema says a key that breaks the pattern is
+    #: refused (pydantic's ``patternProperties`` alone would let a client think it allowed).
+    metadata: (
+        Annotated[
+            dict[_Key, _Value],
+            Field(max_length=16, json_schema_extra={"additionalProperties": False}),
+        ]
+        | None
+    ) = None
 
     def to_json(self) -> dict[str, Any]:
         """The body as sent, and as hashed for idempotency (what was not given left out)."""
