@@ -251,7 +251,7 @@ def test_a_refused_row_is_sqlalchemys_error_and_nothing_of_the_write_stays(store
         with store.write() as w:
             at = w.bulk.time(T0)
             rows = (
-                (job_id, 7, None, "QUEUED", at, None, "poll")
+                (job_id, 7, None, "QUEUED", at, None, "poll", None, "QUEUED")
                 for job_id in ("job-1", "no-such-job")  # the second breaks the foreign key
             )
             w.bulk.insert(transitions, _TRANSITION_COLUMNS, rows)

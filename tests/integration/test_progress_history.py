@@ -119,9 +119,13 @@ def _old_history(store: Store) -> None:
     job = _job("RUNNING", 0)
     with store.write() as w:
         at = w.bulk.time(T0)
-        row = ("job-1", "RUNNING", *_snapshot(job, 2), "discovered", at, at)
-        # The jobs table as it was at 0004 (its origin column was still named source).
-        names = ["source" if c.name == "origin" else c.name for c in _NEW_JOB_COLUMNS]
+        values = ("job-1", "RUNNING", *_snapshot(job, 2), "discovered", at, at)
+        # The jobs table as it was at 0004: its origin column was still named source, and it
+        # had no provider column yet (0012).
+        kept = [(c.name, v) for c, v in zip(_NEW_JOB_COLUMNS, values, strict=True)]
+        kept = [(n, v) for n, v in kept if n != "provider"]
+        row = tuple(v for _, v in kept)
+        names = ["source" if n == "origin" else n for n, _ in kept]
         marks = ", ".join("?" if store.is_sqlite else "%s" for _ in names)
         sql = f"INSERT INTO jobs ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 (schema names)
         w.conn.exec_driver_sql(sql, row)
