@@ -8,10 +8,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import Scope
 
 from batchwatch.simulator.api_errors import SimApiError, error_body
-from batchwatch.simulator.fault_injector import faults_router
-from batchwatch.simulator.fault_layer import FaultLayer
+from batchwatch.simulator.assembly import assemble_app
 from batchwatch.simulator.files_routes import files_router
-from batchwatch.simulator.gateway import Gateway, bearer_key, key_accepted
+from batchwatch.simulator.gateway import bearer_key, key_accepted
 from batchwatch.simulator.routes import batch_router, control_router
 from batchwatch.simulator.settings import SimulatorSettings
 from batchwatch.simulator.simulation import Simulation
@@ -36,24 +35,15 @@ def create_sim_app(settings: SimulatorSettings, simulation: Simulation | None = 
     """The simulator's ASGI app. ``settings`` drives auth and latency; the lifecycle timings
     are the ``simulation``'s own (built from ``settings`` when not given)."""
     simulation = simulation or Simulation(settings)
-    app = FastAPI(title="batchwatch Mistral simulator", version="1")
-    app.state.simulation = simulation
-    v1_routers = (batch_router(simulation), files_router(simulation))
-    for router in (*v1_routers, control_router(simulation), faults_router(simulation.faults)):
-        app.include_router(router)
-    app.add_exception_handler(SimApiError, _api_error)
-    # The gateway matches against the routers' own routes: FastAPI wraps included
-    # routers in internal objects that do not expose the path templates.
-    v1_routes = [route for router in v1_routers for route in router.routes]
-    app.add_middleware(
-        Gateway, settings=settings, routes=v1_routes, count=simulation.count_request,
+    return assemble_app(
+        "Mistral",
+        settings,
+        simulation,
+        v1_routers=(batch_router(simulation), files_router(simulation)),
+        control=control_router(simulation),
         refusal=_refusal,
-    )  # fmt: skip
-    # Outermost, so that a fault can pre-empt the gateway (a 429 needs no valid key).
-    app.add_middleware(
-        FaultLayer, injector=simulation.faults, routes=v1_routes, count=simulation.count_request
+        handlers={SimApiError: _api_error},
     )
-    return app
 
 
 def build(settings: SimulatorSettings) -> tuple[Simulation, FastAPI]:

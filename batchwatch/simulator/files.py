@@ -2,8 +2,8 @@
 
 Everything here is about *bytes in files*; ``simulation`` owns the job lifecycle and calls
 in with its lock held and ``now`` in hand, so nothing here takes a lock or reads the clock.
-The files a finished job writes are rendered by ``results``; the routes are in
-``files_routes``.
+The files a finished job writes are rendered by ``results``; the store that holds them
+is ``file_store``'s, the routes are in ``files_routes``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,47 +77,16 @@ class FileQuery:
             and (not self.mimetypes or file.mimetype in self.mimetypes)
         )
 
-
-class FileStore:
-    """Files by id. Result files are registered lazily and rendered on first read.
-
-    A benchmark seeds 10,000 jobs that all finish in the same instant; writing every
-    result file then would stall that one request for seconds. Rendering on first read
-    costs only the files someone actually looks at. Not thread-safe: the ``Simulation``
-    holds its lock around every call.
-    """
-
-    def __init__(self) -> None:
-        self._files: dict[str, StoredFile] = {}
-        self._pending: dict[str, Callable[[], StoredFile]] = {}
-
-    def add(self, file: StoredFile) -> None:
-        self._files[file.id] = file
-
-    def add_lazy(self, file_id: str, render: Callable[[], StoredFile]) -> None:
-        self._pending[file_id] = render
-
-    def get(self, file_id: str) -> StoredFile | None:
-        render = self._pending.pop(file_id, None)
-        if render is not None:
-            self._files[file_id] = render()
-        return self._files.get(file_id)
-
-    def delete(self, file_id: str) -> bool:
-        pending = self._pending.pop(file_id, None) is not None
-        return self._files.pop(file_id, None) is not None or pending
-
-    def list(self, query: FileQuery) -> tuple[list[StoredFile], int]:
-        """One page, newest first (ties by id, for a stable order), and the match count."""
-        for file_id in list(self._pending):
-            self.get(file_id)
+    def select(self, files: Iterable[StoredFile]) -> tuple[list[StoredFile], int]:
+        """One page of ``files``, newest first (ties by id, for a stable order), and the
+        match count."""
         matching = sorted(
-            (f for f in self._files.values() if query.matches(f)),
+            (f for f in files if self.matches(f)),
             key=lambda f: (f.created_at, f.id),
             reverse=True,
         )
-        start = query.page * query.page_size
-        return matching[start : start + query.page_size], len(matching)
+        start = self.page * self.page_size
+        return matching[start : start + self.page_size], len(matching)
 
 
 def uploaded_file(

@@ -8,19 +8,18 @@ test makes a result file "expired upstream") answers 404 with Mistral's error bo
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from batchwatch.simulator.downloads import download
 from batchwatch.simulator.files import (
     FileQuery,
     FileSource,
     FileVisibility,
     SampleType,
     SimFilePurpose,
-    StoredFile,
 )
 from batchwatch.simulator.simulation import Simulation
 
@@ -101,7 +100,7 @@ def _add_file_routes(router: APIRouter, simulation: Simulation) -> None:
     # files_api_routes_download_file
     @router.get("/v1/files/{file_id}/content")
     async def download_file(file_id: uuid.UUID) -> StreamingResponse:
-        return _download(simulation.get_file(str(file_id)))
+        return download(simulation.get_file(str(file_id)))
 
     # files_api_routes_get_signed_url: points at the unauthenticated /_sim download below.
     @router.get("/v1/files/{file_id}/url")
@@ -113,26 +112,5 @@ def _add_file_routes(router: APIRouter, simulation: Simulation) -> None:
         return JSONResponse({"url": f"{url}?expiry={expiry}"})
 
     @router.get("/_sim/files/{file_id}/content", name="signed_download")
-    async def signed_download(file_id: uuid.UUID) -> StreamingResponse:
-        return _download(simulation.get_file(str(file_id)))
-
-
-# Slices this size keep uvicorn's write buffer (it waits for the socket to drain before
-# each send) to about one slice, however big the file.
-DOWNLOAD_CHUNK_BYTES = 256 * 1024
-
-
-def _download(file: StoredFile) -> StreamingResponse:
-    headers = {
-        "Content-Disposition": f'attachment; filename="{file.filename}"',
-        "Content-Length": str(len(file.content)),
-    }
-    return StreamingResponse(
-        _slices(file.content), media_type="application/octet-stream", headers=headers
-    )
-
-
-async def _slices(content: bytes) -> AsyncIterator[memoryview]:
-    view = memoryview(content)
-    for start in range(0, len(view), DOWNLOAD_CHUNK_BYTES):
-        yield view[start : start + DOWNLOAD_CHUNK_BYTES]
+    async def signeddownload(file_id: uuid.UUID) -> StreamingResponse:
+        return download(simulation.get_file(str(file_id)))

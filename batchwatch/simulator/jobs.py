@@ -11,7 +11,8 @@ from typing import Any
 from batchwatch.models import BatchError, Counters, JobStatus, RemoteJob
 from batchwatch.providers.mistral.wire import job_to_json
 from batchwatch.simulator.files import RequestLine
-from batchwatch.simulator.lifecycle import JobPlan, JobState, StatusEntry
+from batchwatch.simulator.lifecycle import JobPlan, JobState
+from batchwatch.simulator.timelines import StatusEntry
 
 _FAILURE = (BatchError("Simulated job failure: the batch stopped half-way", 1),)
 
@@ -37,7 +38,7 @@ class SimJob:
     spec: JobSpec
     owner: str  # "me" (created through the API) or "other"
     plan: JobPlan
-    line: tuple[StatusEntry, ...]
+    line: tuple[StatusEntry[JobStatus], ...]
     requests: tuple[RequestLine, ...] | None  # None: synthetic (seeded jobs)
     deleted_at: float | None = None
 

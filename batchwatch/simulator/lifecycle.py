@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from batchwatch.models import JobStatus
 from batchwatch.simulator.api_errors import SimApiError
 from batchwatch.simulator.settings import SimulatorSettings
+from batchwatch.simulator.timelines import StatusEntry, with_cancel
 
 OUTCOMES = (JobStatus.SUCCESS, JobStatus.FAILED, JobStatus.TIMEOUT_EXCEEDED)
 # How far through its requests a job gets before its outcome lands.
@@ -85,38 +86,22 @@ class JobPlan:
         return math.ceil(failures * self.error_file_share - 1e-9)
 
 
-@dataclass(frozen=True, slots=True)
-class StatusEntry:
-    status: JobStatus
-    at: float
-
-
 def timeline(
     plan: JobPlan, cancel_at: float | None, cancel_seconds: float
-) -> tuple[StatusEntry, ...]:
+) -> tuple[StatusEntry[JobStatus], ...]:
     """Every status the job has or will have, with the instant it enters each."""
     natural = (
         StatusEntry(JobStatus.QUEUED, plan.created_at),
         StatusEntry(JobStatus.RUNNING, plan.starts_at),
         StatusEntry(plan.outcome, plan.ends_at),
     )
-    if cancel_at is None:
-        return natural
-    kept = tuple(entry for entry in natural if entry.at <= cancel_at)
-    return (
-        *kept,
-        StatusEntry(JobStatus.CANCELLATION_REQUESTED, cancel_at),
-        StatusEntry(JobStatus.CANCELLED, cancel_at + cancel_seconds),
+    return with_cancel(
+        natural,
+        cancel_at,
+        cancel_seconds,
+        cancelling=JobStatus.CANCELLATION_REQUESTED,
+        cancelled=JobStatus.CANCELLED,
     )
-
-
-def status_at(line: tuple[StatusEntry, ...], now: float) -> JobStatus:
-    status = line[0].status
-    for entry in line:
-        if entry.at > now:
-            break
-        status = entry.status
-    return status
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +119,7 @@ class JobState:
         return self.completed - self.failed
 
 
-def state_at(plan: JobPlan, line: tuple[StatusEntry, ...], now: float) -> JobState:
+def state_at(plan: JobPlan, line: tuple[StatusEntry[JobStatus], ...], now: float) -> JobState:
     seen = [entry for entry in line if entry.at <= now] or [line[0]]
     status = seen[-1].status
     started = next((e.at for e in seen if e.status is JobStatus.RUNNING), None)
@@ -172,9 +157,18 @@ def plan_job(
 def _directive(
     directives: Mapping[str, str], key: str, default: float, upper: float = math.inf
 ) -> float:
+    value = directive_number(directives, key, upper)
+    return default if value is None else value
+
+
+def directive_number(
+    directives: Mapping[str, str], key: str, upper: float = math.inf
+) -> float | None:
+    """The number directive ``key`` asks for (``None`` when absent): 0 to ``upper``, else a
+    400 (``SimApiError``; the other simulators answer its message in their own body)."""
     raw = directives.get(key)
     if raw is None:
-        return default
+        return None
     try:
         value = float(raw)
     except ValueError:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from batchwatch.models import EndpointName, JobStatus, StatusName
 from batchwatch.providers.mistral.schemas import CreateBatchJobIn, MetadataKey, MetadataValue
+from batchwatch.simulator import control
 from batchwatch.simulator.files import RequestLine
 from batchwatch.simulator.jobs import JobSpec, SimJobQuery
 from batchwatch.simulator.simulation import Simulation
@@ -137,23 +138,8 @@ def _metadata_filters(request: Request) -> tuple[tuple[str, frozenset[str]], ...
 
 
 def control_router(simulation: Simulation) -> APIRouter:
-    """``/_sim``: the truth for tests and the seeding for benchmarks; no auth."""
-    router = APIRouter(prefix="/_sim")
-
-    @router.get("/jobs/{job_id}/history")
-    async def history(job_id: str) -> JSONResponse:
-        entries = simulation.history(job_id)
-        statuses = [{"status": e.status.value, "at": e.at} for e in entries]
-        return JSONResponse({"job_id": job_id, "statuses": statuses})
-
-    @router.get("/stats")
-    async def stats() -> JSONResponse:
-        return JSONResponse(simulation.stats())
-
-    @router.post("/stats/reset")
-    async def reset_stats() -> JSONResponse:
-        simulation.reset_stats()
-        return JSONResponse(simulation.stats())
+    """``/_sim``: the shared control routes (``control``), and the seeding for benchmarks."""
+    router = control.control_router(simulation)
 
     @router.post("/jobs/bulk")
     async def seed(body: BulkSeedIn) -> JSONResponse:

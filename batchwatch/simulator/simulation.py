@@ -1,5 +1,5 @@
-"""The simulation: the simulator's whole state (jobs, files, request counts) behind one lock,
-and the operations the routes call.
+"""The simulation: the simulator's whole state (jobs, files) behind one lock, and the
+operations the routes call; the request counts are ``control.RequestCounts``'.
 
 * A cancel of a QUEUED/RUNNING job rewrites its timeline (``lifecycle``); cancelling a job
   in CANCELLATION_REQUESTED or CANCELLED returns it unchanged; any other terminal job gets
@@ -24,18 +24,18 @@ import heapq
 import threading
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from typing import Any
 
 from batchwatch.models import JobStatus, RemoteJob
 from batchwatch.simulator.api_errors import SimApiError
+from batchwatch.simulator.control import RequestCounts
 from batchwatch.simulator.fault_injector import FaultInjector
+from batchwatch.simulator.file_store import FileStore
 from batchwatch.simulator.files import (
     FileQuery,
-    FileStore,
     FileVisibility,
     RequestLine,
     SimFilePurpose,
@@ -48,14 +48,13 @@ from batchwatch.simulator.jobs import JobList, JobSpec, JobView, SimJob, SimJobQ
 from batchwatch.simulator.lifecycle import (
     JobPlan,
     JobState,
-    StatusEntry,
     plan_job,
     state_at,
-    status_at,
     timeline,
 )
 from batchwatch.simulator.results import ResultSource, result_file, synthetic_input_file
 from batchwatch.simulator.settings import SimulatorSettings
+from batchwatch.simulator.timelines import StatusEntry, status_at
 
 _CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 
@@ -81,8 +80,9 @@ class _VersionedCache:
             self._entries.popitem(last=False)
 
 
-class Simulation:
-    """The simulator's state: jobs, files and request counts, behind one lock.
+class Simulation(RequestCounts):
+    """The simulator's state: jobs and files behind one lock (the request counts are
+    ``RequestCounts``').
 
     Statuses are computed from the clock, but listing 10,000 jobs must not compute 10,000
     statuses per page. So each job's next status change sits in a heap; ``_advance`` applies
@@ -104,11 +104,10 @@ class Simulation:
         self._membership = 0  # bumped when a job is added or deleted
         self._static_listings = _VersionedCache()
         self._listings = _VersionedCache()
-        self._files = FileStore()
+        self._files = FileStore[StoredFile]()
         self._results: dict[str, tuple[str | None, str | None]] = {}  # output, error file
         self._shown: dict[str, tuple[JobState, RemoteJob]] = {}  # each job's last view (_view)
-        self._requests: Counter[str] = Counter()
-        self.faults = FaultInjector(settings.faults, settings.fault_seed)
+        super().__init__(FaultInjector(settings.faults, settings.fault_seed))
 
     # Jobs ------------------------------------------------------------------------------
 
@@ -184,7 +183,7 @@ class Simulation:
             self._version += 1
             self._membership += 1
 
-    def history(self, job_id: str) -> list[StatusEntry]:
+    def history(self, job_id: str) -> list[StatusEntry[JobStatus]]:
         """The true status sequence so far (the deleted's up to their deletion)."""
         with self._lock:
             now = self._advance()
@@ -220,7 +219,7 @@ class Simulation:
     def list_files(self, query: FileQuery) -> tuple[list[StoredFile], int]:
         with self._lock:
             self._advance()
-            return self._files.list(query)
+            return query.select(self._files.all())
 
     def get_file(self, file_id: str) -> StoredFile:
         with self._lock:
@@ -235,21 +234,6 @@ class Simulation:
             self._advance()
             if not self._files.delete(file_id):
                 raise SimApiError(404, f"File {file_id} not found")
-
-    # Request counts (for /_sim/stats) ----------------------------------------------------
-
-    def count_request(self, key: str) -> None:
-        with self._lock:
-            self._requests[key] += 1
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {"total": self._requests.total(), "requests": dict(self._requests)}
-
-    def reset_stats(self) -> None:
-        with self._lock:
-            self._requests.clear()
-        self.faults.clear_log()
 
     # Internals (the lock is held) ---------------------------------------------------------
 

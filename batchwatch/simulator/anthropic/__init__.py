@@ -47,7 +47,12 @@ The modules, each importing only those above it:
 * ``results``: the JSONL results file, its order and its lines.
 * ``simulation``: ``AnthropicSimulation``, all the state behind one lock.
 * ``schemas``: the validated request bodies (create, bulk seeding, quirks).
-* ``routes``: the ``/v1/messages/batches`` routes and the ``/_sim`` control routes.
-* ``app``: the request ids, the shared ``Gateway`` with Anthropic's checks (key, version
-  header), the error handlers, the shared ``FaultLayer``, and ``build``.
+* ``routes``: the ``/v1/messages/batches`` routes and the ``/_sim`` control routes (seeding,
+  quirks; history and stats are the shared ``batchwatch.simulator.control``'s).
+* ``app``: the request ids, Anthropic's checks (key, version header) for the shared
+  ``Gateway``, the error handlers, and ``build`` (assembled by the shared ``assembly``).
+
+Shared with the other simulators: ``timelines`` (``StatusEntry``, the cancel's cut),
+``lifecycle.directive_number``, ``control`` (request counts, history and stats routes) and
+``assembly``.
 """

@@ -36,9 +36,8 @@ from batchwatch.simulator.anthropic.errors import (
 )
 from batchwatch.simulator.anthropic.routes import batch_router, control_router
 from batchwatch.simulator.anthropic.simulation import AnthropicSimulation
-from batchwatch.simulator.fault_injector import faults_router
-from batchwatch.simulator.fault_layer import FaultLayer
-from batchwatch.simulator.gateway import Gateway, bearer_key, header, key_accepted
+from batchwatch.simulator.assembly import assemble_app
+from batchwatch.simulator.gateway import bearer_key, header, key_accepted
 from batchwatch.simulator.settings import SimulatorSettings
 
 REQUEST_ID = "request_id"  # where ``_RequestIds`` leaves the id, in ``scope["state"]``
@@ -128,27 +127,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def create_anthropic_app(settings: SimulatorSettings, simulation: AnthropicSimulation) -> FastAPI:
     """The app serving ``simulation``; ``settings`` drives auth and latency."""
-    app = FastAPI(title="batchwatch Anthropic simulator", version="1")
-    app.state.simulation = simulation
-    v1 = batch_router(simulation)
-    for router in (v1, control_router(simulation), faults_router(simulation.faults)):
-        app.include_router(router)
-    app.add_exception_handler(AnthropicApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    # Matched against the router's own routes: FastAPI wraps included routers in objects
-    # that do not expose the path templates the stats are keyed by.
-    v1_routes = list(v1.routes)
-    app.add_middleware(
-        Gateway, settings=settings, routes=v1_routes, count=simulation.count_request,
+    return assemble_app(
+        "Anthropic",
+        settings,
+        simulation,
+        v1_routers=(batch_router(simulation),),
+        control=control_router(simulation),
         refusal=_refusal,
-    )  # fmt: skip
-    app.add_middleware(_RequestIds)  # around the gateway: its refusals carry an id too
-    # Outermost, so that a fault can pre-empt the gateway (a 429 needs no valid key).
-    app.add_middleware(
-        FaultLayer, injector=simulation.faults, routes=v1_routes, count=simulation.count_request
+        handlers={
+            AnthropicApiError: _api_error,
+            RequestValidationError: _validation_error,
+            StarletteHTTPException: _http_error,
+        },
+        around_gateway=(_RequestIds,),  # its refusals carry an id too
     )
-    return app
 
 
 def build(settings: SimulatorSettings) -> tuple[AnthropicSimulation, FastAPI]:

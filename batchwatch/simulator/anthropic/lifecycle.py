@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from batchwatch.simulator.anthropic.errors import AnthropicApiError
+from batchwatch.simulator.api_errors import SimApiError
+from batchwatch.simulator.lifecycle import directive_number
 from batchwatch.simulator.settings import SimulatorSettings
+from batchwatch.simulator.timelines import StatusEntry, with_cancel
 
 BATCH_LIFETIME_SECONDS = 24 * 3600  # expires_at: "24 hours after creation"
 EXPIRED_SHARE = 0.5  # how far through its requests an ``expired`` batch gets
@@ -104,23 +107,22 @@ class BatchPlan:
         return self.errored_among(index + 1) > self.errored_among(index)
 
 
-@dataclass(frozen=True, slots=True)
-class StatusEntry:
-    status: ProcessingStatus
-    at: float
-
-
 def timeline(
     plan: BatchPlan, cancel_at: float | None, cancel_seconds: float
-) -> tuple[StatusEntry, ...]:
+) -> tuple[StatusEntry[ProcessingStatus], ...]:
     """Every status the batch has or will have, with the instant it enters each."""
-    start = StatusEntry(ProcessingStatus.IN_PROGRESS, plan.created_at)
-    if cancel_at is None:
-        return start, StatusEntry(ProcessingStatus.ENDED, plan.ends_at)
-    return (
-        start,
-        StatusEntry(ProcessingStatus.CANCELING, cancel_at),
-        StatusEntry(ProcessingStatus.ENDED, cancel_at + cancel_seconds),
+    natural = (
+        StatusEntry(ProcessingStatus.IN_PROGRESS, plan.created_at),
+        StatusEntry(ProcessingStatus.ENDED, plan.ends_at),
+    )
+    # Only an in-progress batch can be cancelled (``cancel_at`` before ``ends_at``): the
+    # cut keeps ``in_progress`` alone, then ``canceling``, then ``ended``.
+    return with_cancel(
+        natural,
+        cancel_at,
+        cancel_seconds,
+        cancelling=ProcessingStatus.CANCELING,
+        cancelled=ProcessingStatus.ENDED,
     )
 
 
@@ -248,16 +250,10 @@ def _or(value: float | None, default: float) -> float:
 
 
 def _number(items: dict[str, str], key: str, upper: float = math.inf) -> float | None:
-    raw = items.get(key)
-    if raw is None:
-        return None
     try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= upper:  # also rejects NaN
-        raise AnthropicApiError(400, f"{key} must be a number between 0 and {upper}, not {raw!r}")
-    return value
+        return directive_number(items, key, upper)
+    except SimApiError as exc:  # the directive's message, in Anthropic's error body
+        raise AnthropicApiError(400, exc.message) from None
 
 
 def _count(raw: str, key: str) -> int:

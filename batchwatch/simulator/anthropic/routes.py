@@ -23,6 +23,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from batchwatch.simulator import control
 from batchwatch.simulator.anthropic.batches import BATCHES, ONE_BATCH, BatchRequest
 from batchwatch.simulator.anthropic.results import MEDIA_TYPE
 from batchwatch.simulator.anthropic.schemas import BulkSeedIn, CreateBatchIn, QuirksIn
@@ -89,23 +90,8 @@ def batch_router(simulation: AnthropicSimulation) -> APIRouter:
 
 
 def control_router(simulation: AnthropicSimulation) -> APIRouter:
-    """``/_sim``: the truth for tests and the seeding for benchmarks; no auth."""
-    router = APIRouter(prefix="/_sim")
-
-    @router.get("/stats")
-    async def stats() -> JSONResponse:
-        return JSONResponse(simulation.stats())
-
-    @router.post("/stats/reset")
-    async def reset_stats() -> JSONResponse:
-        simulation.reset_stats()
-        return JSONResponse(simulation.stats())
-
-    @router.get("/jobs/{job_id}/history")
-    async def history(job_id: str) -> JSONResponse:
-        entries = simulation.history(job_id)
-        statuses = [{"status": entry.status.value, "at": entry.at} for entry in entries]
-        return JSONResponse({"job_id": job_id, "statuses": statuses})
+    """``/_sim``: the shared control routes (``control``), and the seeding for benchmarks."""
+    router = control.control_router(simulation)
 
     @router.post("/jobs/bulk")
     async def seed(body: BulkSeedIn) -> JSONResponse:

@@ -1,5 +1,5 @@
-"""The Anthropic simulation: every batch, the request counts and the fault injector behind
-one lock, and the operations the routes call.
+"""The Anthropic simulation: every batch behind one lock, and the operations the routes call;
+the request counts and the fault injector are ``control.RequestCounts``'.
 
 * Listing stays cheap with 11,000 batches: ids are kept in creation order (a list, plus each
   id's position), a page walks only its own stretch of that list from its cursor, and only
@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from batchwatch.simulator.anthropic.batches import BatchRequest, BatchView, SimBatch
 from batchwatch.simulator.anthropic.errors import AnthropicApiError, random_id
@@ -33,14 +31,15 @@ from batchwatch.simulator.anthropic.fault_profile import ANTHROPIC_FAULTS
 from batchwatch.simulator.anthropic.lifecycle import (
     Directives,
     ProcessingStatus,
-    StatusEntry,
     outcome_named,
     state_at,
     timeline,
 )
 from batchwatch.simulator.anthropic.results import result_chunks
+from batchwatch.simulator.control import RequestCounts
 from batchwatch.simulator.fault_injector import FaultInjector
 from batchwatch.simulator.settings import SimulatorSettings
+from batchwatch.simulator.timelines import StatusEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +50,7 @@ class BatchPage:
     has_more: bool
 
 
-class AnthropicSimulation:
+class AnthropicSimulation(RequestCounts):
     """The simulator's state, behind one lock. ``clock`` is injectable for tests."""
 
     def __init__(
@@ -69,8 +68,9 @@ class AnthropicSimulation:
         self._position: dict[str, int] = {}  # id -> its index in _order
         self._hidden: dict[str, int] = {}  # id -> retrieves that still answer 404
         self._hidden_gets = hidden_gets
-        self._requests: Counter[str] = Counter()
-        self.faults = FaultInjector(settings.faults, settings.fault_seed, profile=ANTHROPIC_FAULTS)
+        super().__init__(
+            FaultInjector(settings.faults, settings.fault_seed, profile=ANTHROPIC_FAULTS)
+        )
 
     # Batches -------------------------------------------------------------------------------
 
@@ -179,7 +179,7 @@ class AnthropicSimulation:
                 )  # fmt: skip
         return result_chunks(batch)  # frozen: safe to render outside the lock
 
-    def history(self, job_id: str) -> list[StatusEntry]:
+    def history(self, job_id: str) -> list[StatusEntry[ProcessingStatus]]:
         """The true status sequence so far (a deleted batch's, up to its deletion). Named
         ``job_id`` like the other simulators' ``history``."""
         with self._lock:
@@ -203,21 +203,6 @@ class AnthropicSimulation:
             raise ValueError(f"hidden_gets must be 0 or more, not {count}")
         with self._lock:
             self._hidden_gets = count
-
-    # Request counts (for /_sim/stats) ------------------------------------------------------
-
-    def count_request(self, key: str) -> None:
-        with self._lock:
-            self._requests[key] += 1
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {"total": self._requests.total(), "requests": dict(self._requests)}
-
-    def reset_stats(self) -> None:
-        with self._lock:
-            self._requests.clear()
-        self.faults.clear_log()
 
     # Internals (the lock is held) -----------------------------------------------------------
 

@@ -17,9 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
-from batchwatch.simulator.fault_injector import faults_router
-from batchwatch.simulator.fault_layer import FaultLayer
-from batchwatch.simulator.gateway import Gateway, bearer_key, key_accepted
+from batchwatch.simulator.assembly import assemble_app
+from batchwatch.simulator.gateway import bearer_key, key_accepted
 from batchwatch.simulator.openai.errors import OpenAIApiError, error_body
 from batchwatch.simulator.openai.files_routes import files_router
 from batchwatch.simulator.openai.routes import batch_router, control_router
@@ -89,26 +88,19 @@ def create_app(settings: SimulatorSettings, simulation: OpenAISimulation | None 
     """The simulator's ASGI app. ``settings`` drives auth and latency; the lifecycle timings
     are the ``simulation``'s own (built from ``settings`` when not given)."""
     simulation = simulation or OpenAISimulation(settings)
-    app = FastAPI(title="batchwatch OpenAI simulator", version="1")
-    app.state.simulation = simulation
-    v1_routers = (batch_router(simulation), files_router(simulation))
-    for router in (*v1_routers, control_router(simulation), faults_router(simulation.faults)):
-        app.include_router(router)
-    app.add_exception_handler(OpenAIApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    # The gateway matches against the routers' own routes: FastAPI wraps included
-    # routers in internal objects that do not expose the path templates.
-    v1_routes = [route for router in v1_routers for route in router.routes]
-    app.add_middleware(
-        Gateway, settings=settings, routes=v1_routes, count=simulation.count_request,
+    return assemble_app(
+        "OpenAI",
+        settings,
+        simulation,
+        v1_routers=(batch_router(simulation), files_router(simulation)),
+        control=control_router(simulation),
         refusal=_refusal,
-    )  # fmt: skip
-    # Outermost, so that a fault can pre-empt the gateway (a 429 needs no valid key).
-    app.add_middleware(
-        FaultLayer, injector=simulation.faults, routes=v1_routes, count=simulation.count_request
+        handlers={
+            OpenAIApiError: _api_error,
+            RequestValidationError: _invalid_request,
+            StarletteHTTPException: _http_error,
+        },
     )
-    return app
 
 
 def build(settings: SimulatorSettings) -> tuple[OpenAISimulation, FastAPI]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchwatch.simulator.openai.inputs import BatchRequest, LineError
-from batchwatch.simulator.openai.lifecycle import BatchPlan, BatchState, BatchStatus, StatusEntry
+from batchwatch.simulator.openai.lifecycle import BatchPlan, BatchState, BatchStatus
+from batchwatch.simulator.timelines import StatusEntry
 
 COMPLETION_WINDOW_SECONDS = 24 * 3600  # "24h", the only window OpenAI offers
 
@@ -49,7 +50,7 @@ class BatchRecord:
     spec: BatchSpec
     model: str | None
     plan: BatchPlan
-    line: tuple[StatusEntry, ...]
+    line: tuple[StatusEntry[BatchStatus], ...]
     errors: tuple[LineError, ...]  # shown once the batch has failed
     requests: tuple[BatchRequest, ...] | None  # None: synthetic (seeded batches)
 

@@ -1,4 +1,5 @@
-"""The simulator's Files API store: OpenAI's File objects, uploads, and the listing.
+"""The simulator's Files API: OpenAI's File objects, uploads, and the listing (held in the
+shared ``batchwatch.simulator.file_store.FileStore``).
 
 Everything here is about *bytes in files*; the ``simulation`` owns the batches and calls in
 with its lock held and ``now`` in hand, so nothing here takes a lock or reads the clock.
@@ -16,7 +17,6 @@ with its lock held and ``now`` in hand, so nothing here takes a lock or reads th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -100,46 +100,21 @@ class FilePage:
     has_more: bool
 
 
-class FileStore:
-    """Files by id, some registered lazily and rendered on first read. Not thread-safe:
-    the simulation holds its lock around every call."""
-
-    def __init__(self) -> None:
-        self._files: dict[str, SimFile] = {}
-        self._pending: dict[str, Callable[[], SimFile]] = {}
-
-    def add(self, file: SimFile) -> None:
-        self._files[file.id] = file
-
-    def add_lazy(self, file_id: str, render: Callable[[], SimFile]) -> None:
-        self._pending[file_id] = render
-
-    def get(self, file_id: str) -> SimFile | None:
-        render = self._pending.pop(file_id, None)
-        if render is not None:
-            self._files[file_id] = render()
-        return self._files.get(file_id)
-
-    def delete(self, file_id: str) -> bool:
-        pending = self._pending.pop(file_id, None) is not None
-        return self._files.pop(file_id, None) is not None or pending
-
-    def page(
-        self, *, purpose: str | None, order: FileOrder, after: str | None, limit: int
-    ) -> FilePage:
-        """``GET /v1/files``: by ``created_at`` (ties in creation order), ``limit`` files
-        after the one named ``after``. Renders what is pending: a listing shows sizes."""
-        for file_id in list(self._pending):
-            self.get(file_id)
-        ordered = sorted(self._files.values(), key=lambda f: f.created_at)  # stable: ties
-        if order == "desc":
-            ordered.reverse()
-        matching = [f for f in ordered if purpose is None or f.purpose == purpose]
-        start = 0
-        if after is not None:
-            position = next((i for i, f in enumerate(matching) if f.id == after), None)
-            if position is None:
-                raise OpenAIApiError(400, f"No file with id {after!r} to list after", param="after")
-            start = position + 1
-        chosen = matching[start : start + limit]
-        return FilePage(chosen, start + limit < len(matching))
+def page_of(
+    files: list[SimFile], *, purpose: str | None, order: FileOrder, after: str | None, limit: int
+) -> FilePage:
+    """``GET /v1/files``: by ``created_at`` (ties in creation order), ``limit`` files after
+    the one named ``after``. ``files`` in creation order, pending ones rendered
+    (``FileStore.all``): a listing shows sizes."""
+    ordered = sorted(files, key=lambda f: f.created_at)  # stable: ties
+    if order == "desc":
+        ordered.reverse()
+    matching = [f for f in ordered if purpose is None or f.purpose == purpose]
+    start = 0
+    if after is not None:
+        position = next((i for i, f in enumerate(matching) if f.id == after), None)
+        if position is None:
+            raise OpenAIApiError(400, f"No file with id {after!r} to list after", param="after")
+        start = position + 1
+    chosen = matching[start : start + limit]
+    return FilePage(chosen, start + limit < len(matching))

@@ -9,17 +9,14 @@ test makes a result file "expired upstream".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from batchwatch.simulator.openai.files import FileOrder, SimFile, UploadPurpose
+from batchwatch.simulator.downloads import download
+from batchwatch.simulator.openai.files import FileOrder, UploadPurpose
 from batchwatch.simulator.openai.simulation import OpenAISimulation
-
-# Slices this size keep uvicorn's write buffer to about one slice, however big the file.
-DOWNLOAD_CHUNK_BYTES = 256 * 1024
 
 
 def files_router(simulation: OpenAISimulation) -> APIRouter:
@@ -71,22 +68,6 @@ def files_router(simulation: OpenAISimulation) -> APIRouter:
     # downloadFile
     @router.get("/v1/files/{file_id}/content")
     async def download_file(file_id: str) -> StreamingResponse:
-        return _download(simulation.get_file(file_id))
+        return download(simulation.get_file(file_id))
 
     return router
-
-
-def _download(file: SimFile) -> StreamingResponse:
-    headers = {
-        "Content-Disposition": f'attachment; filename="{file.filename}"',
-        "Content-Length": str(len(file.content)),
-    }
-    return StreamingResponse(
-        _slices(file.content), media_type="application/octet-stream", headers=headers
-    )
-
-
-async def _slices(content: bytes) -> AsyncIterator[memoryview]:
-    view = memoryview(content)
-    for start in range(0, len(view), DOWNLOAD_CHUNK_BYTES):
-        yield view[start : start + DOWNLOAD_CHUNK_BYTES]

@@ -39,6 +39,7 @@ from batchwatch.simulator.api_errors import SimApiError
 from batchwatch.simulator.lifecycle import JobPlan, plan_job
 from batchwatch.simulator.openai.errors import OpenAIApiError
 from batchwatch.simulator.settings import SimulatorSettings
+from batchwatch.simulator.timelines import StatusEntry, with_cancel
 
 
 class BatchStatus(StrEnum):
@@ -101,19 +102,13 @@ class BatchPlan:
         return self.starts_at if self.outcome is BatchStatus.FAILED else self.schedule.ends_at
 
 
-@dataclass(frozen=True, slots=True)
-class StatusEntry:
-    status: BatchStatus
-    at: float
-
-
 def timeline(
     plan: BatchPlan, cancel_at: float | None, cancel_seconds: float
-) -> tuple[StatusEntry, ...]:
+) -> tuple[StatusEntry[BatchStatus], ...]:
     """Every status the batch has or will have, with the instant it enters each."""
     start = StatusEntry(BatchStatus.VALIDATING, plan.created_at)
     running = StatusEntry(BatchStatus.IN_PROGRESS, plan.starts_at)
-    natural: tuple[StatusEntry, ...]
+    natural: tuple[StatusEntry[BatchStatus], ...]
     if plan.outcome is BatchStatus.FAILED:
         natural = (start, StatusEntry(BatchStatus.FAILED, plan.starts_at))
     elif plan.outcome is BatchStatus.EXPIRED:
@@ -122,23 +117,13 @@ def timeline(
         finalizing = StatusEntry(BatchStatus.FINALIZING, plan.stops_at)
         done = StatusEntry(BatchStatus.COMPLETED, plan.stops_at + plan.finalize_seconds)
         natural = (start, running, finalizing, done)
-    if cancel_at is None:
-        return natural
-    kept = tuple(entry for entry in natural if entry.at <= cancel_at)
-    return (
-        *kept,
-        StatusEntry(BatchStatus.CANCELLING, cancel_at),
-        StatusEntry(BatchStatus.CANCELLED, cancel_at + cancel_seconds),
+    return with_cancel(
+        natural,
+        cancel_at,
+        cancel_seconds,
+        cancelling=BatchStatus.CANCELLING,
+        cancelled=BatchStatus.CANCELLED,
     )
-
-
-def status_at(line: tuple[StatusEntry, ...], now: float) -> BatchStatus:
-    status = line[0].status
-    for entry in line:
-        if entry.at > now:
-            break
-        status = entry.status
-    return status
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +147,7 @@ class BatchState:
         return None if at is None else int(at)
 
 
-def state_at(plan: BatchPlan, line: tuple[StatusEntry, ...], now: float) -> BatchState:
+def state_at(plan: BatchPlan, line: tuple[StatusEntry[BatchStatus], ...], now: float) -> BatchState:
     seen = [entry for entry in line if entry.at <= now] or [line[0]]
     entered: dict[BatchStatus, float] = {}
     for entry in seen:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from batchwatch.simulator import control
 from batchwatch.simulator.openai.batches import BatchSpec
 from batchwatch.simulator.openai.files import MAX_TTL_SECONDS, MIN_TTL_SECONDS
 from batchwatch.simulator.openai.inputs import MAX_REQUESTS
@@ -108,23 +109,8 @@ def batch_router(simulation: OpenAISimulation) -> APIRouter:
 
 
 def control_router(simulation: OpenAISimulation) -> APIRouter:
-    """``/_sim``: the truth for tests and the seeding for benchmarks; no auth."""
-    router = APIRouter(prefix="/_sim")
-
-    @router.get("/jobs/{job_id}/history")
-    async def history(job_id: str) -> JSONResponse:
-        entries = simulation.history(job_id)
-        statuses = [{"status": e.status.value, "at": e.at} for e in entries]
-        return JSONResponse({"job_id": job_id, "statuses": statuses})
-
-    @router.get("/stats")
-    async def stats() -> JSONResponse:
-        return JSONResponse(simulation.stats())
-
-    @router.post("/stats/reset")
-    async def reset_stats() -> JSONResponse:
-        simulation.reset_stats()
-        return JSONResponse(simulation.stats())
+    """``/_sim``: the shared control routes (``control``), and the seeding for benchmarks."""
+    router = control.control_router(simulation)
 
     @router.post("/jobs/bulk")
     async def seed(body: BulkSeedIn) -> JSONResponse:

@@ -1,5 +1,5 @@
-"""The OpenAI simulation: the simulator's whole state (batches, files, request counts) behind
-one lock, and the operations the routes call.
+"""The OpenAI simulation: the simulator's whole state (batches, files) behind one lock, and
+the operations the routes call; the request counts are ``control.RequestCounts``'.
 
 * Create: the input file must exist (else 404, ``No such File object``) and have purpose
   ``batch`` (else 400). Its lines are validated at once (``inputs``); a bad file makes a
@@ -22,13 +22,13 @@ import heapq
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from typing import Any
 
+from batchwatch.simulator.control import RequestCounts
 from batchwatch.simulator.fault_injector import FaultInjector
+from batchwatch.simulator.file_store import FileStore
 from batchwatch.simulator.openai.batches import (
     BatchPage,
     BatchRecord,
@@ -43,10 +43,10 @@ from batchwatch.simulator.openai.files import (
     FILE_TTL_SECONDS,
     FileOrder,
     FilePage,
-    FileStore,
     SimFile,
     expiry,
     new_file_id,
+    page_of,
     uploaded_file,
 )
 from batchwatch.simulator.openai.inputs import parse_input
@@ -54,10 +54,8 @@ from batchwatch.simulator.openai.lifecycle import (
     CANCELLABLE,
     BatchPlan,
     BatchStatus,
-    StatusEntry,
     plan_batch,
     state_at,
-    status_at,
     timeline,
 )
 from batchwatch.simulator.openai.results import (
@@ -67,10 +65,12 @@ from batchwatch.simulator.openai.results import (
     synthetic_input_file,
 )
 from batchwatch.simulator.settings import SimulatorSettings
+from batchwatch.simulator.timelines import StatusEntry, status_at
 
 
-class OpenAISimulation:
-    """The simulator's state: batches, files and request counts, behind one lock."""
+class OpenAISimulation(RequestCounts):
+    """The simulator's state: batches and files behind one lock (the request counts are
+    ``RequestCounts``')."""
 
     def __init__(self, settings: SimulatorSettings, clock: Callable[[], float] = time.time):
         self.settings = settings
@@ -82,9 +82,9 @@ class OpenAISimulation:
         self._due: list[tuple[float, str]] = []  # heap of (end instant, batch id)
         self._results: dict[str, tuple[str | None, str | None]] = {}  # output, error file
         self._usage: dict[str, tuple[int, int, int]] = {}  # id -> (requests summed, in, out)
-        self._files = FileStore()
-        self._requests: Counter[str] = Counter()
-        self.faults = FaultInjector(settings.faults, settings.fault_seed, profile=OPENAI_FAULTS)
+        self._files = FileStore[SimFile]()
+        faults = FaultInjector(settings.faults, settings.fault_seed, profile=OPENAI_FAULTS)
+        super().__init__(faults)
 
     # Batches ---------------------------------------------------------------------------
 
@@ -184,7 +184,7 @@ class OpenAISimulation:
                 raise OpenAIApiError(409, message)
             return self._view(record, now)
 
-    def history(self, batch_id: str) -> list[StatusEntry]:
+    def history(self, batch_id: str) -> list[StatusEntry[BatchStatus]]:
         """The true status sequence so far."""
         with self._lock:
             now = self._advance()
@@ -219,7 +219,8 @@ class OpenAISimulation:
     ) -> FilePage:
         with self._lock:
             self._advance()
-            return self._files.page(purpose=purpose, order=order, after=after, limit=limit)
+            files = self._files.all()
+            return page_of(files, purpose=purpose, order=order, after=after, limit=limit)
 
     def delete_file(self, file_id: str) -> None:
         """Delete a file: its content then answers 404, as an expired result upstream."""
@@ -227,21 +228,6 @@ class OpenAISimulation:
             self._advance()
             if not self._files.delete(file_id):
                 raise no_such_file(file_id)
-
-    # Request counts (for /_sim/stats) ----------------------------------------------------
-
-    def count_request(self, key: str) -> None:
-        with self._lock:
-            self._requests[key] += 1
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {"total": self._requests.total(), "requests": dict(self._requests)}
-
-    def reset_stats(self) -> None:
-        with self._lock:
-            self._requests.clear()
-        self.faults.clear_log()
 
     # Internals (the lock is held) ---------------------------------------------------------
 
