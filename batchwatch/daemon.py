@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -135,6 +136,15 @@ class Daemon:
 
         store = Store(self.settings.database_url)
         self._closers.append(store.close)
+        if store.is_sqlite and store.engine.url.database not in (None, "", ":memory:"):
+            from batchwatch.instance import hold_database_file
+
+            try:
+                # Before migrating: two daemons started together must not both migrate.
+                self._closers.append(hold_database_file(Path(store.engine.url.database)))
+            except StartupError:
+                self._abandon()  # nothing started: one line says why, no shutdown logged
+                raise
         try:
             store.migrate()
         except Exception as exc:
@@ -294,6 +304,12 @@ class Daemon:
         while self._closers:
             self._closers.pop()()
         log.info("daemon_stopped")
+
+    def _abandon(self) -> None:
+        """Undo a start that got no further than binding and opening: quietly."""
+        self.stop.set()
+        while self._closers:
+            self._closers.pop()()
 
     def _stop_server(self, server: Any) -> None:
         server.should_exit = True
