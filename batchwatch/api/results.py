@@ -109,6 +109,11 @@ def _read_routes(router: APIRouter, store: Store, prices: dict[str, PriceSetting
             raise no_such_job(job_id)
         found = stored.job_results(store, job_id)
         queued = found is None and stored.queued_soon(store, job_id)
+        if found is None and not queued:
+            # The scan inserts the row and moves the cursor past the job in one transaction:
+            # a cursor past it, read after the row was missing, means the row came between
+            # the two reads. Read it again rather than call the results missing.
+            found = stored.job_results(store, job_id)
         return results_body(job, found, queued)
 
     @router.get(

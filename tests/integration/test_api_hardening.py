@@ -103,8 +103,10 @@ def _no_long_wait(case: Case[Any]) -> None:
 
 
 def _null_metadata(query: dict[str, Any]) -> bool:
-    """A metadata filter (a query key that is not a list parameter) whose value is "null"."""
-    return any(k not in LIST_KEYS and v == "null" for k, v in query.items())
+    """A metadata filter (a query key that is not a list parameter) whose value is null:
+    sent as the text "null", or not sent at all (None, or an empty list: the HTTP client
+    leaves such a key out of the query string)."""
+    return any(k not in LIST_KEYS and v in ("null", None, []) for k, v in query.items())
 
 
 class Fuzzer:
@@ -120,7 +122,8 @@ class Fuzzer:
         mode = case.meta.generation.mode.value if case.meta else "unknown"
         if mode == "negative" and _null_metadata(case.query or {}):
             # A query string has no null: schemathesis sends a null it generated for a
-            # metadata value as the text "null", a valid value, then counts it as accepted.
+            # metadata value as the text "null" (a valid value) or leaves the key out (a
+            # valid request), then counts it as an invalid request accepted.
             return
         # The token is passed explicitly: schemathesis applies its configured auth to
         # generated cases but not to the boundary cases it builds directly.
