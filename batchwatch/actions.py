@@ -118,7 +118,7 @@ class ProviderActions:
                         self.store, intent.key, exc.status_code, exc.message, self.clock()
                     )
                     raise ActionError(
-                        _local_status(exc), f"{self.upstream} refused the create: {exc.message}"
+                        local_status(exc), f"{self.upstream} refused the create: {exc.message}"
                     ) from None
                 last = exc
                 log.warning(
@@ -187,7 +187,7 @@ class ProviderActions:
                 raise ActionError(
                     409, f"job {job_id} already ended: it is {ended.raw_status}"
                 ) from None
-            raise ActionError(_local_status(exc), f"cancel failed: {exc.message}") from None
+            raise ActionError(local_status(exc), f"cancel failed: {exc.message}") from None
         self._record_now(job, "cancel", JobOrigin.TRACKED, requested_by)
         log.info("job_cancel_requested", job_id=job_id, by=requested_by, status=job.raw_status)
         return self._existing(job_id)
@@ -207,7 +207,7 @@ class ProviderActions:
             result: dict[str, Any] = upload(filename, content, purpose)
             return result
         except ApiError as exc:
-            raise ActionError(_local_status(exc), f"upload failed: {exc.message}") from None
+            raise ActionError(local_status(exc), f"upload failed: {exc.message}") from None
 
     # ---- recording ---------------------------------------------------------------------
 
@@ -219,7 +219,7 @@ class ProviderActions:
             if exc.status_code in (404, 422):
                 raise ActionError(404, f"{self.upstream} has no job {job_id}") from None
             raise ActionError(
-                _local_status(exc), f"cannot read job {job_id} from {self.upstream}: {exc.message}"
+                local_status(exc), f"cannot read job {job_id} from {self.upstream}: {exc.message}"
             ) from None
 
     def _record_now(self, job: RemoteJob, action: str, origin: JobOrigin, by: str) -> None:
@@ -305,9 +305,9 @@ class Actions:
         return self.provider(provider).upload(filename, content, purpose)
 
 
-def _local_status(exc: ApiError) -> int:
-    """Upstream's refusal as the local API's answer: its 4xx passes through; an upstream
-    fault is a bad gateway, not a fault of batchwatch."""
+def local_status(exc: ApiError) -> int:
+    """Upstream's refusal as the local API's answer: its 4xx passes through, except a 401
+    (the daemon's key, not the caller's fault); an upstream fault is a bad gateway."""
     if exc.status_code is not None and 400 <= exc.status_code < 500 and exc.status_code != 401:
         return exc.status_code
     return 502

@@ -17,6 +17,7 @@ from batchwatch.api.native_errors import ANTHROPIC_ERRORS
 from batchwatch.models import RemoteJob, ResultsState
 from batchwatch.providers.anthropic.schemas import CreateMessageBatchIn
 from batchwatch.providers.anthropic.wire import PROVIDER, batch_to_json
+from batchwatch.results.files import kept_file
 from batchwatch.store import Store
 from batchwatch.store import results as stored_results
 
@@ -112,9 +113,4 @@ def downloaded_results(store: Store, results_dir: Path | None, job: RemoteJob) -
     if results_dir is None or found is None or found.state is not ResultsState.READY:
         return None
     output = next((f for f in found.files if f.kind == "output"), None)
-    path = Path(output.path).resolve() if output is not None else None
-    # The path comes from the database: it must still lie in the results directory (as the
-    # dashboard checks it), so an edited or restored database cannot serve any host file.
-    if path is None or not path.is_relative_to(results_dir.resolve()) or not path.is_file():
-        return None
-    return path
+    return kept_file(output.path, results_dir) if output is not None else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
 
-from batchwatch.actions import Actions
+from batchwatch.actions import Actions, local_status
 from batchwatch.api.actions import refused
 from batchwatch.errors import ActionError, ApiError
 from batchwatch.logs import get_logger, redact
@@ -106,13 +106,6 @@ class NativeJobs:
         return relay(lambda: client.file_content(file_id), media_type, file_id)
 
 
-def upstream_status(exc: ApiError) -> int:
-    """Upstream's refusal as the local answer: its 4xx passes through, except a 401 (the
-    daemon's key, not the caller's fault); an upstream fault is a bad gateway."""
-    code = exc.status_code
-    return code if code is not None and 400 <= code < 500 and code != 401 else 502
-
-
 def relay(
     open_stream: Callable[[], AbstractContextManager[Iterator[bytes]]],
     media_type: str,
@@ -127,7 +120,7 @@ def relay(
         chunks = stack.enter_context(open_stream())
     except ApiError as exc:
         stack.close()
-        raise HTTPException(upstream_status(exc), f"{what}: {redact(exc.message)}") from None
+        raise HTTPException(local_status(exc), f"{what}: {redact(exc.message)}") from None
 
     def body() -> Iterator[bytes]:
         with stack:

@@ -81,3 +81,15 @@ def _sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def kept_file(path: str, directory: Path | None) -> Path | None:
+    """``path`` (a result file's, as the database holds it) if it is a file inside
+    ``directory``, else None: a database edited by hand, or restored from another machine,
+    must not make a route serve any file of the host."""
+    if directory is None:
+        return None
+    found = Path(path).resolve()
+    if not found.is_relative_to(directory.resolve()) or not found.is_file():
+        return None
+    return found

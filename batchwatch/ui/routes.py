@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from batchwatch.actions import Actions
 from batchwatch.health import Health
 from batchwatch.results.actions import ResultsActions
+from batchwatch.results.files import kept_file
 from batchwatch.store import Store
 from batchwatch.store import results as stored_results
 from batchwatch.ui.guards import LoginRequired, Refused, Ui, refused_page, session_of, to_login
@@ -76,12 +77,8 @@ def _extra_routes(app: FastAPI, ui: Ui) -> None:
         ready = stored_results.job_results(ui.store, job_id)
         files = ready.files if ready is not None else ()
         found = next((f for f in files if (f.kind, f.n) == (kind, n)), None)
-        path = Path(found.path).resolve() if found else None
-        # The path comes from the database, written by the results worker; it must still
-        # lie inside the results directory (a database edited by hand, or restored from
-        # another machine, must not make this route serve any file of the host).
-        root = ui.results_dir.resolve() if ui.results_dir else None
-        if path is None or root is None or not path.is_relative_to(root) or not path.is_file():
+        path = kept_file(found.path, ui.results_dir) if found else None
+        if path is None:
             raise Refused(404, f"no downloaded {kind} file {n} of job {job_id}")
         return FileResponse(
             path,
