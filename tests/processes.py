@@ -167,10 +167,14 @@ def is_subsequence(short: Sequence[str], long: Sequence[str]) -> bool:
     return all(item in it for item in short)
 
 
-def cycle_gaps(log: Path, longer_than: float) -> list[tuple[float, float]]:
+def cycle_gaps(
+    log: Path, longer_than: float, since: float | None = None
+) -> list[tuple[float, float]]:
     """The stretches (epoch seconds) between two cycles of a daemon that read everything,
     from its JSON log, longer than ``longer_than``: while upstream faults made its cycles
-    fail, a status could come and go without any cycle able to see it."""
+    fail, a status could come and go without any cycle able to see it. With ``since``, the
+    stretch from then to the first such cycle counts too (a daemon whose first cycles failed
+    was blind from its start)."""
     good: list[float] = []
     for line in log.read_text().splitlines():
         try:
@@ -182,6 +186,8 @@ def cycle_gaps(log: Path, longer_than: float) -> list[tuple[float, float]]:
             good.append(datetime.fromisoformat(entry["timestamp"]).timestamp())
         elif event == "poll_failed" and good:
             good.pop()  # that cycle logged what it read, then failed on the rest
+    if since is not None:
+        good.insert(0, since)
     return [(a, b) for a, b in itertools.pairwise(good) if b - a > longer_than]
 
 
