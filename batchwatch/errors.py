@@ -36,6 +36,11 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or is locked past the busy timeout; try again later."""
 
 
+class LeaseLost(Exception):
+    """A write made for the team's leader was refused: this daemon no longer holds the lease
+    (another took over after it expired). Nothing of that write was kept."""
+
+
 class WriteConflict(Exception):
     """Another writer changed a job between our read and our write; the cycle is retried."""
 

@@ -18,10 +18,11 @@ write; ``intents.py`` create intents; ``engine.py`` engines for SQLite and Postg
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from batchwatch.models import Transition
@@ -35,14 +36,23 @@ __all__ = ["JobQuery", "Store", "Writer", "make_engine", "safe_url"]
 
 
 class Store(Reads):
-    def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, url: str, *, busy_timeout_ms: int = 5000, idle_timeout_ms: int | None = None
+    ) -> None:
+        """``idle_timeout_ms`` (PostgreSQL): the server ends a session left idle inside a
+        transaction that long, with its locks (a frozen daemon's, in team mode)."""
         self.url = url
         #: Called with the transitions of each committed write (metrics count them).
         self.on_recorded: list[Callable[[Sequence[Transition]], None]] = []
         #: Called after each committed write that put events in the outbox (their
         #: dispatchers wake up).
         self.on_events: list[Callable[[], None]] = []
-        self.engine = make_engine(url, writer=True, busy_timeout_ms=busy_timeout_ms)
+        self.engine = make_engine(
+            url, writer=True, busy_timeout_ms=busy_timeout_ms, idle_timeout_ms=idle_timeout_ms
+        )
+        #: Run at the end of every write transaction, before its commit: a leader's writes
+        #: are fenced by its lease (``fenced``).
+        self._fence: Callable[[Connection], None] | None = None
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         #: The rows of active jobs between writes (see ``rowcache``).
         self.row_cache = RowCache()
@@ -53,6 +63,21 @@ class Store(Reads):
             if self.is_sqlite
             else self.engine
         )
+
+    def fenced(self, fence: Callable[[Connection], None]) -> Store:
+        """This store (the same engines, cache and listeners) whose every write runs
+        ``fence`` before committing: it raises to refuse the write (``store/lease.check``)."""
+        twin = copy.copy(self)
+        twin._fence = fence
+        return twin
+
+    def unfenced(self) -> Store:
+        """This store without its fence: for writes any daemon of a team may make."""
+        if self._fence is None:
+            return self
+        twin = copy.copy(self)
+        twin._fence = None
+        return twin
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
@@ -70,6 +95,8 @@ class Store(Reads):
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
                 writer = Writer(conn, self.row_cache)
                 yield writer
+                if self._fence is not None:
+                    self._fence(conn)
         except (OperationalError, InterfaceError) as exc:
             raise _unavailable(exc) from exc
         writer.committed()

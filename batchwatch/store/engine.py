@@ -48,7 +48,13 @@ def _sqlite_setup(engine: Engine, *, immediate: bool, busy_timeout_ms: int) -> N
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str, *, writer: bool = True, busy_timeout_ms: int = 5000) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    writer: bool = True,
+    busy_timeout_ms: int = 5000,
+    idle_timeout_ms: int | None = None,
+) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -59,10 +65,28 @@ def make_engine(url: str, *, writer: bool = True, busy_timeout_ms: int = 5000) -
         _sqlite_setup(engine, immediate=writer, busy_timeout_ms=busy_timeout_ms)
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as exc:  # the driver: psycopg is not in the base install
         extra = "pip install 'batchwatch[postgres]' (postgresql+psycopg:// URLs)"
         raise StartupError(f"database.url: no {exc.name} module for it; {extra}") from None
+    if idle_timeout_ms is not None:
+        _pg_idle_timeout(engine, idle_timeout_ms)
+    return engine
+
+
+def _pg_idle_timeout(engine: Engine, ms: int) -> None:
+    """The server ends a session of ``engine`` left idle in a transaction for ``ms``: a
+    frozen process (SIGSTOP, a paused VM) must not hold its locks, and the write lock that
+    every daemon on the database shares, for longer than that."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (str(ms),)
+        )
+        cursor.close()
+        dbapi_conn.commit()
 
 
 def safe_url(url: str) -> str:

@@ -16,7 +16,9 @@ from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, column, inspect, select, table
+from sqlalchemy import Connection, Engine, column, inspect, select, table, text
+
+from batchwatch.store.engine import _PG_WRITE_LOCK
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -45,6 +47,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     config = alembic_config(engine)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Daemons started together migrate once: the first takes the lock every write
+            # takes (``Store.write``) and migrates; the others wait for it, then find the
+            # database at the head and do nothing. (DDL is transactional in PostgreSQL.)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -331,3 +331,30 @@ job_alerts = Table(
     Column("stalled_at", UTCDateTime),
     Column("deadline_at", UTCDateTime),
 )
+
+team_lease = Table(
+    "team_lease",
+    metadata,
+    # Team mode (PostgreSQL): the one row ``leader`` says which daemon polls, until when, and
+    # under which epoch (one more at each change of holder; writes made for the leader carry
+    # it, see ``store/lease.py``). Times are the database server's clock.
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    # Every daemon serving the database, as it last said: how to reach it, and when it was
+    # last seen (each renews its row with the lease's rhythm; rows long unseen are dropped).
+    Column("name", String(200), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("api_url", String(512), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
