@@ -12,6 +12,7 @@ CLI can print one line and exit instead of a traceback.
 """
 
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -19,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from annotated_types import Ge, Gt, Le
+from annotated_types import Ge, Gt, Le, MaxLen, MinLen
 
 from batchwatch.config_events import AlertSettings, HookSettings, WebhookSettings, with_secrets
 from batchwatch.config_providers import (
@@ -87,6 +88,23 @@ class ResultsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TeamSettings:
+    """Team mode: several daemons on one PostgreSQL database, one of them polling."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
+
+    #: How this daemon is named to the others (``/healthz`` ``leader``, the dashboard); each
+    #: daemon on a database needs its own. Default: ``<host>-<pid>``.
+    instance_name: Annotated[str, MinLen(1), MaxLen(200)] | None = None
+    #: How long the leader's lease lasts unrenewed: a leader that stopped (killed, frozen,
+    #: cut off) is replaced after at most this, plus one poll interval.
+    lease_seconds: Annotated[float, Ge(1), Le(3600)] = 15.0
+
+    def name(self) -> str:
+        return self.instance_name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
 class PriceSettings:
     """``[prices."MODEL"]``: list prices in the account's currency per million tokens."""
 
@@ -130,6 +148,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     log: LogSettings = field(default_factory=LogSettings)
     results: ResultsSettings = field(default_factory=ResultsSettings)
+    team: TeamSettings = field(default_factory=TeamSettings)
     #: Prices by model name: a table of tables, not a section of fixed keys.
     prices: dict[str, PriceSettings] = field(default_factory=dict, metadata={"table": True})
     alerts: AlertSettings = field(default_factory=AlertSettings)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,35 +19,21 @@ from batchwatch import __version__
 from batchwatch.config import Settings, api_url
 from batchwatch.errors import StartupError
 from batchwatch.logs import get_logger, register_secret
-from batchwatch.models import ACTIVE_STATUSES
 from batchwatch.notify import Notifier
+from batchwatch.serving import api_server, bind_socket, status_line, wait_started
 from batchwatch.tokens import ensure_token
 
 if TYPE_CHECKING:
+    from batchwatch.delivery.service import EventService
     from batchwatch.health import Health
     from batchwatch.metrics import Metrics
     from batchwatch.providers.base import ProviderClient
+    from batchwatch.results.worker import ResultsWorker
     from batchwatch.scheduler import PollScheduler
     from batchwatch.store import Store
+    from batchwatch.team import Team
 
 log = get_logger("batchwatch.daemon")
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind before anything starts, so a port in use is one clear error, not a thread dying."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections accepted from a
-    # socket whose protocol says TCP; without it small responses wait on delayed ACKs.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise StartupError(f"api.port: cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
 
 
 class Daemon:
@@ -77,30 +62,29 @@ class Daemon:
         from batchwatch.actions import Actions
         from batchwatch.api.app import create_app
         from batchwatch.health import Health
-        from batchwatch.store import safe_url
+        from batchwatch.store import lease, safe_url
 
         s = self.settings
         providers = s.providers()
-        for section in providers.values():
-            register_secret(section.api_key)
-        token = ensure_token(s.token_file)
-        register_secret(token)
+        token = self._secrets()
         sock = bind_socket(s.api.host, s.api.port)
         self._closers.append(sock.close)
+        self.api_url = api_url(*sock.getsockname()[:2])
         store = self._open_store()
-        if not s.mistral.api_key and list(providers) == ["mistral"]:
-            log.warning(
-                "api_key_missing",
-                hint="set MISTRAL_API_KEY, OPENAI_API_KEY or ANTHROPIC_API_KEY "
-                "(or [mistral] api_key_file, ...)",
-            )
+        team = self._join_team(store)
+        # What the leader does (poll, fetch results, alert, deliver) writes through a store
+        # fenced by its lease; what any daemon does (the API's actions) through the plain one.
+        work = store if team is None else store.fenced(lease.fence(team.token))
         health = Health(s.tracking.poll_interval_seconds, datetime.now(UTC))
         metrics = self._metrics(health, store)
+        if team is not None:
+            health.team(lambda: (team.role.value, team.leader))
+            metrics.leader.set_function(lambda: 1.0 if team.leading() else 0.0)
         # One client per provider for the poller's thread, one for the API's request threads.
         clients = [self._upstream(name, metrics) for name in providers]
         action_clients = [self._upstream(c.provider, metrics, wait_with=c) for c in clients]
         self._closers += [c.close for c in clients + action_clients]
-        scheduler = self._scheduler(clients, store, health, metrics)
+        scheduler = self._scheduler(clients, work, health, metrics, team)
         app = create_app(
             store,
             health,
@@ -113,13 +97,14 @@ class Daemon:
         )
         metrics.install(app)
         self._serve(app, sock)
-        if s.results.download:
-            self._start_results(store, health, metrics, clients)
-        self._start_events(store, health, metrics)
+        worker = self._start_results(work, health, metrics, clients, team)
+        events = self._start_events(work, health, metrics, team)
         # Last: the heartbeat starts with the scheduler, and READY=1 must come first.
         scheduler.start()
         self._closers.append(lambda: self._stop_scheduler(scheduler))
-        self.api_url = api_url(*sock.getsockname()[:2])
+        if team is not None:
+            team.on_gained.append(lambda _epoch: _take_over(health, scheduler, events, worker))
+            team.start()
         log.info(
             "daemon_started",
             api=self.api_url,
@@ -127,14 +112,35 @@ class Daemon:
             upstream={name: section.server_url for name, section in providers.items()},
             discover=s.tracking.discover,
             poll_interval_seconds=s.tracking.poll_interval_seconds,
+            role=health.snapshot(datetime.now(UTC)).role,
         )
         # Ready means: database migrated, API accepting connections, poller scheduled.
         self.notifier.ready(f"listening on {self.api_url}")
 
+    def _secrets(self) -> str:
+        """Keep the keys and the API token out of every log line; the token."""
+        s = self.settings
+        providers = s.providers()
+        for section in providers.values():
+            register_secret(section.api_key)
+        if not s.mistral.api_key and list(providers) == ["mistral"]:
+            log.warning(
+                "api_key_missing",
+                hint="set MISTRAL_API_KEY, OPENAI_API_KEY or ANTHROPIC_API_KEY "
+                "(or [mistral] api_key_file, ...)",
+            )
+        token = ensure_token(s.token_file)
+        register_secret(token)
+        return token
+
     def _open_store(self) -> Store:
         from batchwatch.store import Store
 
-        store = Store(self.settings.database_url)
+        s = self.settings
+        # PostgreSQL: a frozen daemon's transaction (and the write lock it holds) is ended
+        # by the server within one lease, so the others can go on.
+        idle_ms = None if s.database_url.startswith("sqlite") else int(s.team.lease_seconds * 1000)
+        store = Store(s.database_url, idle_timeout_ms=idle_ms)
         self._closers.append(store.close)
         if store.is_sqlite and store.engine.url.database not in (None, "", ":memory:"):
             from batchwatch.instance import hold_database_file
@@ -151,6 +157,24 @@ class Daemon:
             self.close()
             raise StartupError(f"database.url: cannot migrate the database: {exc}") from None
         return store
+
+    def _join_team(self, store: Store) -> Team | None:
+        """PostgreSQL: this daemon joins the daemons sharing the database (``team.py``);
+        None on SQLite, where it is alone."""
+        if store.is_sqlite:
+            return None
+        from batchwatch.team import Team
+
+        s = self.settings
+        team = Team(store, s.team.name(), s.team.lease_seconds, api_url=self.api_url)
+        try:
+            team.join()
+        except StartupError:
+            self.close()
+            raise
+        # Before the store closes, after everything that works for the leader stopped.
+        self._closers.append(team.leave)
+        return team
 
     def _metrics(self, health: Health, store: Store) -> Metrics:
         from batchwatch.config_events import endpoint_labels
@@ -196,12 +220,20 @@ class Daemon:
         return client
 
     def _start_results(
-        self, store: Store, health: Health, metrics: Metrics, pollers: list[ProviderClient]
-    ) -> None:
-        """The results worker, on its own threads and HTTP clients: never in a cycle's way."""
+        self,
+        store: Store,
+        health: Health,
+        metrics: Metrics,
+        pollers: list[ProviderClient],
+        team: Team | None,
+    ) -> ResultsWorker | None:
+        """The results worker, on its own threads and HTTP clients: never in a cycle's way.
+        None when results are not downloaded."""
         from batchwatch.results.worker import ResultsOptions, ResultsWorker
 
         s = self.settings
+        if not s.results.download:
+            return None
         clients = [self._upstream(p.provider, metrics, wait_with=p) for p in pollers]
         worker = ResultsWorker(
             {c.provider: c for c in clients},
@@ -211,12 +243,16 @@ class Daemon:
             on_problem=lambda reason: health.problem("results", reason),
             on_result=metrics.result,
             on_usage=metrics.used,
+            team=team,
         )
         store.on_recorded.append(worker.recorded)
         worker.start()
         self._closers += [*(c.close for c in clients), worker.shutdown]
+        return worker
 
-    def _start_events(self, store: Store, health: Health, metrics: Metrics) -> None:
+    def _start_events(
+        self, store: Store, health: Health, metrics: Metrics, team: Team | None
+    ) -> EventService:
         """Webhooks, hooks and stuck-job alerts, on threads of their own."""
         from batchwatch.delivery.service import EventService
 
@@ -231,12 +267,19 @@ class Daemon:
             alerts=s.alerts,
             on_outcome=metrics.delivered,
             on_problem=health.problem,
+            leading=team.leading if team is not None else lambda: True,
         )
         service.start()
         self._closers.append(service.shutdown)
+        return service
 
     def _scheduler(
-        self, clients: list[ProviderClient], store: Store, health: Health, metrics: Metrics
+        self,
+        clients: list[ProviderClient],
+        store: Store,
+        health: Health,
+        metrics: Metrics,
+        team: Team | None,
     ) -> PollScheduler:
         from batchwatch.poller import PollOptions, poll_all
         from batchwatch.scheduler import PollScheduler
@@ -255,17 +298,18 @@ class Daemon:
             on_cycle=metrics.cycle,
             heartbeat=self._heartbeat(health, store) if self.notifier.enabled else None,
             heartbeat_every=min(watchdog / 3, 10.0) if watchdog else 10.0,
+            leading=team.leading if team is not None else None,
         )
 
     def _serve(self, app: Any, sock: socket.socket) -> None:
         """The local API on its own thread, accepting connections on ``sock`` on return."""
-        server = _api_server(app)
+        server = api_server(app)
         self._web = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True
         )
         self._web.start()
         self._closers.append(lambda: self._stop_server(server))
-        _wait_started(server)
+        wait_started(server)
 
     def _heartbeat(self, health: Health, store: Store) -> Callable[[], None]:
         s = self.settings
@@ -336,43 +380,13 @@ class Daemon:
         signal.signal(signal.SIGINT, on_signal)
 
 
-def _api_server(app: Any) -> Any:
-    """The uvicorn server of the local API (run on its own thread by ``Daemon.start``)."""
-    import uvicorn
-
-    return uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",  # the API serves no websockets: do not import a library for them
-            loop="asyncio",
-            log_level="warning",
-            timeout_graceful_shutdown=2,
-        )
-    )
-
-
-def _wait_started(server: Any, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def status_line(health: Health, store: Store, now: datetime) -> str:
-    """What `systemctl status` shows: jobs tracked, and how the last poll went."""
-    from batchwatch.errors import StoreUnavailable
-
-    snap = health.snapshot(now)
-    try:
-        counts = store.count_by_status()
-        active = sum(n for status, n in counts.items() if status in ACTIVE_STATUSES)
-        jobs = f"{sum(counts.values())} jobs tracked, {active} active"
-    except StoreUnavailable:
-        jobs = "database unavailable"
-    if snap.last_poll_at is None:
-        return f"{jobs}; no poll yet"
-    when = snap.last_poll_at.strftime("%H:%M:%S")
-    outcome = "ok" if snap.last_error is None else f"failed ({snap.last_error[:80]})"
-    return f"{jobs}; last poll {when} {outcome}"
+def _take_over(
+    health: Health, scheduler: PollScheduler, events: EventService, worker: ResultsWorker | None
+) -> None:
+    """This daemon just became its team's leader: it polls now, delivers what is due, and
+    takes over the results a stopped leader left downloading."""
+    health.leading(datetime.now(UTC))
+    scheduler.poll_now()
+    events.wake()
+    if worker is not None:
+        worker.resume()

@@ -156,9 +156,19 @@ class Metrics:
         r.register(_JobsByStatus(count_jobs))
         r.register(_EventState(oldest, backlog))
         r.register(_PollState(health))
+        self._identify(r)
+
+    def _identify(self, r: CollectorRegistry) -> None:
+        """Which daemon this is: its version, and whether it leads its team."""
         self.info = Gauge(
             "batchwatch_info", "Version of the running daemon", ["version"], registry=r
         )
+        self.leader = Gauge(
+            "batchwatch_leader",
+            "1 while this daemon polls: the team's leader, or a daemon alone on SQLite",
+            registry=r,
+        )
+        self.leader.set(1)
 
     def _count_the_work(self, r: CollectorRegistry) -> None:
         """The counters of the work beside polling: results fetched, tokens, deliveries."""

@@ -12,6 +12,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from batchwatch.errors import LeaseLost
 from batchwatch.health import Health
 from batchwatch.logs import get_logger
 
@@ -53,8 +54,12 @@ class PollScheduler:
         on_cycle: Callable[[bool, float], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
         heartbeat_every: float = 10.0,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
+        """``leading`` (team mode): whether this daemon leads now; a follower's ticks poll
+        nothing."""
         self._cycle = cycle
+        self._leading = leading
         self._health = health
         self._on_cycle = on_cycle
         self._idle = threading.Event()
@@ -87,6 +92,11 @@ class PollScheduler:
     def start(self) -> None:
         self._scheduler.start()
 
+    def poll_now(self) -> None:
+        """Run a cycle now rather than at the next tick (this daemon just became leader)."""
+        if self._scheduler.running:
+            self._scheduler.modify_job("poll", next_run_time=datetime.now(UTC))
+
     @staticmethod
     def _overran(event: JobSubmissionEvent) -> None:
         if event.job_id == "poll":
@@ -100,20 +110,32 @@ class PollScheduler:
         return self._idle.wait(grace)
 
     def _tick(self) -> None:
+        if self._leading is not None and not self._leading():
+            self._health.standby(datetime.now(UTC))
+            return
         self._idle.clear()
         self._health.cycle_started(datetime.now(UTC))
         started = time.monotonic()
+        try:
+            self._run_cycle(started)
+        finally:
+            self._idle.set()
+
+    def _run_cycle(self, started: float) -> None:
         ok = False
         try:
             self._cycle()
             ok = True
+        except LeaseLost as exc:
+            # Not a failure of polling: another daemon leads now, and polls. Not counted.
+            log.info("poll_discarded", reason=str(exc))
+            self._health.standby(datetime.now(UTC))
+            return
         except Exception as exc:  # a failed cycle must never stop the schedule
             error = describe_error(exc)
             log.error("poll_failed", error=error)
             self._health.record_failure(datetime.now(UTC), error)
         else:
             self._health.record_success(datetime.now(UTC))
-        finally:
-            if self._on_cycle is not None:
-                self._on_cycle(ok, time.monotonic() - started)
-            self._idle.set()
+        if self._on_cycle is not None:
+            self._on_cycle(ok, time.monotonic() - started)

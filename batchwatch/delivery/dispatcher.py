@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from batchwatch.delivery.senders import Attempt, Sender
-from batchwatch.errors import StoreUnavailable
+from batchwatch.errors import LeaseLost, StoreUnavailable
 from batchwatch.events import EventType, event_body
 from batchwatch.logs import get_logger
 from batchwatch.store import Store
@@ -100,8 +100,11 @@ class Dispatcher(threading.Thread):
         now: Callable[[], datetime],
         on_outcome: Callable[[str, str], None] = lambda name, result: None,
         on_disabled: Callable[[str, str], None] = lambda name, reason: None,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``leading`` (team mode): whether this daemon leads; only the leader delivers."""
         super().__init__(name=f"deliver-{endpoint.kind}", daemon=True)
+        self._leading = leading
         self.store = store
         self.endpoint = endpoint
         self._stop_event = stop
@@ -122,7 +125,8 @@ class Dispatcher(threading.Thread):
         # scheduler right after, and a new endpoint starts at the newest event; registered
         # after the first poll had recorded its events, it would never send them.
         try:
-            self._registered = stored.register(self.store, self.endpoint.name)
+            # Any daemon of a team registers the endpoints it is configured with.
+            self._registered = stored.register(self.store.unfenced(), self.endpoint.name)
         except StoreUnavailable as exc:
             log.error("delivery_not_started", endpoint=self.endpoint.label, error=str(exc))
             return
@@ -134,9 +138,16 @@ class Dispatcher(threading.Thread):
         self._cursor = row.cursor
         if row.disabled_at is not None:
             self._disable(row.disabled_reason or "disabled", record=False)
+        led = True
         while not self._stop_event.is_set() and not self.disabled:
             try:
-                pause = self._round()
+                leading = self._leading()
+                if leading and not led:
+                    self._take_over()
+                led = leading
+                pause = self._round() if leading and not self.disabled else IDLE_SECONDS
+            except LeaseLost:
+                pause = IDLE_SECONDS  # another daemon leads and delivers (these again)
             except StoreUnavailable as exc:
                 log.warning("delivery_round_failed", endpoint=self.endpoint.label, error=str(exc))
                 pause = IDLE_SECONDS
@@ -145,6 +156,14 @@ class Dispatcher(threading.Thread):
                 self.wake.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.endpoint.sender.close()
+
+    def _take_over(self) -> None:
+        """This daemon leads again: the endpoint as the last leader left it (its cursor, and
+        whether a 410 disabled it)."""
+        row = stored.register(self.store.unfenced(), self.endpoint.name)
+        self._cursor = row.cursor
+        if row.disabled_at is not None:
+            self._disable(row.disabled_reason or "disabled", record=False)
 
     def _round(self) -> float:
         """One round; returns how long to wait before the next (0: more is due now)."""
@@ -180,6 +199,8 @@ class Dispatcher(threading.Thread):
         for p in rows:
             if self._stop_event.is_set() or self._gone or self._held_until > time.monotonic():
                 break
+            if not self._leading():
+                break  # the lease ran out: the next leader sends the rest
             if p.event.job_id in failed:
                 continue
             body = orjson.dumps(event_body(p.event), option=orjson.OPT_UTC_Z)

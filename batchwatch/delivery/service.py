@@ -16,7 +16,7 @@ from batchwatch.config_events import (
 )
 from batchwatch.delivery.dispatcher import Dispatcher, Endpoint
 from batchwatch.delivery.senders import HookSender, WebhookSender
-from batchwatch.errors import StoreUnavailable
+from batchwatch.errors import LeaseLost, StoreUnavailable
 from batchwatch.events import EventType
 from batchwatch.logs import get_logger
 from batchwatch.store import Store
@@ -43,8 +43,11 @@ class EventService:
         alerts: AlertSettings,
         on_outcome: Callable[[str, str], None],
         on_problem: Callable[[str, str | None], None],
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``leading`` (team mode): only the leader delivers and checks for stuck jobs."""
         self.store = store
+        self._leading = leading
         self.stop = stop
         self.alerts = alerts
         self._on_problem = on_problem
@@ -71,6 +74,7 @@ class EventService:
                 now=_now,
                 on_outcome=on_outcome,
                 on_disabled=self._disabled,
+                leading=leading,
             )
             for e in endpoints
         ]
@@ -78,6 +82,11 @@ class EventService:
 
     def _disabled(self, label: str, reason: str) -> None:
         self._on_problem(f"endpoint {label}", f"{label} disabled: {reason}")
+
+    def wake(self) -> None:
+        """Deliver now what is due (this daemon just became the leader)."""
+        for d in self.dispatchers:
+            d.wake.set()
 
     def start(self) -> None:
         for d in self.dispatchers:
@@ -96,8 +105,12 @@ class EventService:
     def _check_loop(self) -> None:
         every = check_seconds(self.alerts)
         while not self.stop.wait(every):
+            if not self._leading():
+                continue
             try:
                 raised = run_check(self.store, _now(), self.alerts)
+            except LeaseLost:
+                continue  # another daemon leads, and checks
             except StoreUnavailable as exc:
                 log.warning("alert_check_failed", error=str(exc))
                 continue

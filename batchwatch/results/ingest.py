@@ -25,7 +25,7 @@ from typing import Any
 
 from batchwatch.models import RequestCounts, TokenUsage
 from batchwatch.results.ledger import LedgerEntry, Tally, build_ledger
-from batchwatch.store import Store
+from batchwatch.store import Store, lease
 from batchwatch.store import results as stored
 
 #: Ledger rows written per transaction: short enough that a poll cycle's write is never
@@ -60,12 +60,16 @@ def ingest(
     error: str | None,
     *,
     provider: str = "mistral",
+    fence: tuple[str, int] | None = None,
 ) -> tuple[RequestCounts, TokenUsage, dict[str, int]]:
     """The ledger of one job's files, written a chunk at a time; its totals, and its rows
-    by outcome (duplicates included)."""
+    by outcome (duplicates included). ``fence`` (team mode): the leader's name and lease
+    epoch, without which no row is written (``store.lease.check``)."""
     store = _stores.get(database_url)
     if store is None:
         store = _stores[database_url] = Store(database_url)
+    if fence is not None:
+        store = store.fenced(lease.fence(lambda: fence))
     totals = Tally()
     rows: Counter[str] = Counter()
     chunk: list[tuple[Any, ...]] = []

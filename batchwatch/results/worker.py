@@ -23,13 +23,14 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from batchwatch.errors import ApiError, Stopping
+from batchwatch.errors import ApiError, LeaseLost, Stopping
 from batchwatch.logs import get_logger
 from batchwatch.models import RemoteJob, RequestCounts, ResultFile, TokenUsage, Transition
 from batchwatch.results import files, ingest
 from batchwatch.store import Store
 from batchwatch.store import results as stored
 from batchwatch.store.intents import created_with
+from batchwatch.team import Team
 
 log = get_logger("batchwatch.results")
 
@@ -73,7 +74,9 @@ class ResultsWorker:
         on_problem: Callable[[str | None], None] | None = None,
         on_result: Callable[[str], None] | None = None,
         on_usage: Callable[[str | None, TokenUsage], None] | None = None,
+        team: Team | None = None,
     ) -> None:
+        """``team`` (team mode): results are fetched by the leader only."""
         #: Each provider's client, by name: a job's files come from its provider.
         self.clients = clients
         self.store = store
@@ -88,6 +91,16 @@ class ResultsWorker:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._ingester: ProcessPoolExecutor | None = None
+        self.team = team
+
+    def _leading(self) -> bool:
+        return self.team is None or self.team.leading()
+
+    def resume(self) -> None:
+        """This daemon became the leader: attempts a stopped leader left ``downloading``
+        are pending again, and the scan runs now."""
+        stored.interrupted(self.store, _now())
+        self._wake.set()
 
     def recorded(self, transitions: Sequence[Transition]) -> None:
         """A write committed these transitions: a job that ended is fetched now, not at the
@@ -96,7 +109,8 @@ class ResultsWorker:
             self._wake.set()
 
     def start(self) -> None:
-        stored.interrupted(self.store, _now())
+        if self._leading():
+            stored.interrupted(self.store, _now())
         self._thread = threading.Thread(target=self._loop, name="results-scan", daemon=True)
         self._thread.start()
 
@@ -120,6 +134,8 @@ class ResultsWorker:
 
     def scan(self, now: datetime) -> list[str]:
         """Queue the jobs that ended; start an attempt for each due one not running."""
+        if not self._leading():
+            return []
         stored.queue_ended(self.store, now)
         with self._lock:
             free = self.options.concurrency - len(self._running)
@@ -144,6 +160,14 @@ class ResultsWorker:
 
     def fetch(self, job_id: str) -> str:
         """One attempt at ``job_id``'s results; returns the state it left the job in."""
+        try:
+            return self._fetch(job_id)
+        except LeaseLost as exc:
+            # Another daemon leads now: it makes the attempt pending again and makes its own.
+            log.info("results_attempt_dropped", job_id=job_id, reason=str(exc))
+            return "interrupted"
+
+    def _fetch(self, job_id: str) -> str:
         now = _now()
         if not stored.start_attempt(self.store, job_id, now):
             return "skipped"
@@ -242,6 +266,11 @@ class ResultsWorker:
                     1, mp_context=get_context("spawn"), initializer=ingest.start_child
                 )
             pool = self._ingester
+        fence = None
+        if self.team is not None:
+            fence = self.team.token()
+            if fence is None:
+                raise LeaseLost(f"{self.team.name} is not the leader")
         try:
             future = pool.submit(
                 ingest.ingest,
@@ -251,6 +280,7 @@ class ResultsWorker:
                 next((f.path for f in found if f.kind == "output"), None),
                 next((f.path for f in found if f.kind == "error"), None),
                 provider=provider,
+                fence=fence,
             )
             return self._wait(future)
         except BrokenProcessPool:
@@ -258,7 +288,7 @@ class ResultsWorker:
                 if self._ingester is pool:
                     self._ingester = None
             raise IngestError("the ledger's process died while building it") from None
-        except Stopping:
+        except (Stopping, LeaseLost):
             raise
         except Exception as exc:  # the database locked or down, say: tried again later
             raise IngestError(f"building the ledger failed: {exc}") from None

@@ -32,7 +32,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "sqlalchemy": ("batchwatch.store",),
     "alembic": ("batchwatch.store.migrate",),
     "apscheduler": ("batchwatch.scheduler",),
-    "uvicorn": ("batchwatch.daemon", "batchwatch.simulator"),
+    "uvicorn": ("batchwatch.daemon", "batchwatch.serving", "batchwatch.simulator"),
     "jinja2": ("batchwatch.ui",),
 }
 PURE = {"batchwatch.models", "batchwatch.transitions", "batchwatch.health", "batchwatch.errors"}
