@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from batchwatch.models import ACTIVE_STATUSES, JobStatus, Outcome, ResultsState
 from batchwatch.providers import PROVIDERS
-from batchwatch.store import JobQuery, intents, ledger
+from batchwatch.store import JobQuery, intents, lease, ledger
 from batchwatch.store import dashboard as reads
 from batchwatch.store import events as stored_events
 from batchwatch.store import results as stored_results
@@ -55,6 +55,7 @@ def page_router(ui: Ui) -> APIRouter:
 
 def _overview(ui: Ui) -> dict[str, Any]:
     now = datetime.now(UTC)
+    health = ui.health.snapshot(now)
     by_status = ui.store.count_by_status()
     running, _ = ui.store.list_jobs(JobQuery(statuses=(JobStatus.RUNNING,), page_size=10))
     return {
@@ -62,11 +63,29 @@ def _overview(ui: Ui) -> dict[str, Any]:
         "by_status": sorted(by_status.items(), key=lambda kv: (-kv[1], kv[0])),
         "active_total": sum(n for s, n in by_status.items() if s in ACTIVE),
         "ended": reads.ended_since(ui.store, int((now - timedelta(hours=24)).timestamp())),
-        "health": ui.health.snapshot(now),
+        "health": health,
+        # Team mode: every daemon serving the database, the leader first.
+        "team": [] if health.role == "single" else _team(ui, health.leader),
         "held": ui.upstream_held() if ui.upstream_held is not None else None,
         "alerts": reads.alerts(ui.store),
         "running": [(j, figures.outlook(j.remote, now)) for j in running],
     }
+
+
+def _team(ui: Ui, leader: str | None) -> list[dict[str, Any]]:
+    members = lease.members(ui.store.engine)
+    rows = [
+        {
+            "name": m.name,
+            "role": "leader" if m.name == leader else "follower",
+            "where": f"pid {m.pid} on {m.host}",
+            "api_url": m.api_url,
+            "version": m.version,
+            "seen": f"{m.age:.0f} s ago",
+        }
+        for m in members
+    ]
+    return sorted(rows, key=lambda r: (r["role"] != "leader", r["name"]))
 
 
 def _jobs(ui: Ui, request: Request) -> dict[str, Any]:
