@@ -11,12 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 
 from batchwatch.config import ApiSettings
 from batchwatch.daemon import Daemon
 from batchwatch.errors import StartupError
 from batchwatch.simulator.server import RunningSimulator
 from tests.helpers import daemon_settings
+from tests.integration.test_ui import login
 
 
 def test_a_second_daemon_on_the_same_sqlite_file_refuses_to_start(
@@ -66,3 +68,13 @@ def test_batchwatch_serve_refuses_in_one_line_while_another_holds_the_file(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "another batchwatch daemon" in lines[0] and f"pid {os.getpid()}" in lines[0]
+
+
+def test_a_daemon_on_sqlite_says_it_is_single(daemon: Daemon, token: str) -> None:
+    body = requests.get(daemon.api_url + "/healthz", timeout=10).json()
+    assert (body["role"], body["leader"]) == ("single", None)
+    metrics = requests.get(daemon.api_url + "/metrics", timeout=10).text
+    assert "\nbatchwatch_leader 1.0\n" in metrics
+    overview = login(daemon, token).get(daemon.api_url + "/ui/", timeout=10).text
+    assert '<dd data-role="single">single</dd>' in overview
+    assert 'id="team-h"' not in overview

@@ -22,6 +22,7 @@ from batchwatch.store import Store, lease
 from batchwatch.store.schema import sync_state
 from batchwatch.team import Team
 from tests.helpers import daemon_settings, wait_for
+from tests.integration.test_ui import login
 
 pytestmark = pytest.mark.postgres
 
@@ -159,6 +160,11 @@ def test_a_daemon_on_postgres_leads_and_says_so(
         assert (body["role"], body["leader"]) == ("leader", "alpha")
         metrics = requests.get(daemon.api_url + "/metrics", timeout=10).text
         assert "\nbatchwatch_leader 1.0\n" in metrics
+        browser = login(daemon, settings.token_file.read_text().strip())
+        overview = browser.get(daemon.api_url + "/ui/", timeout=10).text
+        assert '<dd data-role="leader">leader (leader: alpha)</dd>' in overview
+        assert '<tr data-member="alpha">' in overview
+        assert "<strong>leader</strong>" in overview
         wait_for(lambda: requests.get(daemon.api_url + "/healthz", timeout=10).json()["cycles"])
         # Another daemon, under its own name, takes the lease: this one becomes a follower.
         other = Store(pg_schema_url)
@@ -175,5 +181,8 @@ def test_a_daemon_on_postgres_leads_and_says_so(
         assert (body["status"], body["leader"]) == ("ok", "beta")
         metrics = requests.get(daemon.api_url + "/metrics", timeout=10).text
         assert "\nbatchwatch_leader 0.0\n" in metrics
+        overview = browser.get(daemon.api_url + "/ui/", timeout=10).text
+        assert '<dd data-role="follower">follower (leader: beta)</dd>' in overview
+        assert "<strong>leader</strong>" not in overview  # (beta is not up: only its lease)
     finally:
         daemon.close()
