@@ -58,7 +58,8 @@ def wait_started(server: Any, seconds: float = 10.0) -> None:
 
 
 def status_line(health: Health, store: Store, now: datetime) -> str:
-    """What `systemctl status` shows: jobs tracked, and how the last poll went."""
+    """What `systemctl status` shows: jobs tracked, and how the last poll went (a team's
+    follower: whom it follows)."""
     from batchwatch.errors import StoreUnavailable
 
     snap = health.snapshot(now)
@@ -68,6 +69,8 @@ def status_line(health: Health, store: Store, now: datetime) -> str:
         jobs = f"{sum(counts.values())} jobs tracked, {active} active"
     except StoreUnavailable:
         jobs = "database unavailable"
+    if snap.role == "follower":
+        return f"{jobs}; following {snap.leader or 'no leader yet'}"
     if snap.last_poll_at is None:
         return f"{jobs}; no poll yet"
     when = snap.last_poll_at.strftime("%H:%M:%S")

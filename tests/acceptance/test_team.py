@@ -19,19 +19,16 @@ import statistics
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.integration.test_webhooks import webhook_toml
 from tests.processes import (
     API_KEY,
-    DaemonProcess,
     Simulator,
     free_port,
     is_subsequence,
@@ -42,6 +39,7 @@ from tests.processes import (
 )
 from tests.proxy import TcpProxy
 from tests.receiver import Answer, Receiver, make_secret
+from tests.teams import has_role, leader_of, log_events, member, per_cycle, query, role, team_toml
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.postgres]
 
@@ -49,7 +47,6 @@ LEASE = 2.0
 POLL = 0.5
 JOBS = 100
 KILLS = 5
-LIST_ROUTE = "GET /v1/batch/jobs"
 KEY = {"MISTRAL_API_KEY": API_KEY}
 
 
@@ -58,60 +55,6 @@ def sim(tmp_path: Path) -> Iterator[Simulator]:
     simulator = Simulator(tmp_path)
     yield simulator
     stop(simulator.proc)
-
-
-def team_toml(name: str) -> str:
-    return f'[team]\ninstance_name = "{name}"\nlease_seconds = {LEASE}\n'
-
-
-def member(tmp_path: Path, name: str, sim: Simulator, url: str, extra: str = "") -> DaemonProcess:
-    directory = tmp_path / name
-    directory.mkdir(exist_ok=True)
-    return DaemonProcess(directory, sim.url, poll=POLL, database=url, extra=team_toml(name) + extra)
-
-
-def role(daemon: DaemonProcess) -> str | None:
-    try:
-        return str(daemon.health()[1]["role"])
-    except Exception:  # frozen or dead: no answer
-        return None
-
-
-def has_role(daemons: list[DaemonProcess], wanted: str) -> bool:
-    return any(role(d) == wanted for d in daemons)
-
-
-def leader_of(daemons: list[DaemonProcess]) -> DaemonProcess:
-    found: list[DaemonProcess] = []
-
-    def one_leads() -> bool:
-        found[:] = [d for d in daemons if role(d) == "leader"]
-        return len(found) == 1
-
-    wait_until(one_leads, 20, "one leader")
-    return found[0]
-
-
-def query(url: str, sql: str) -> list[dict[str, Any]]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [dict(row) for row in conn.execute(text(sql)).mappings()]
-    finally:
-        engine.dispose()
-
-
-def log_events(daemon: DaemonProcess, event: str) -> list[float]:
-    """When the daemon logged ``event`` (epoch seconds)."""
-    found = []
-    for line in daemon.log.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("event") == event:
-            found.append(datetime.fromisoformat(entry["timestamp"]).timestamp())
-    return found
 
 
 def seed_jobs(sim: Simulator) -> list[str]:
@@ -136,17 +79,6 @@ def seed_jobs(sim: Simulator) -> list[str]:
     return ids
 
 
-def per_cycle(sim: Simulator, daemons: list[DaemonProcess], start: float, end: float) -> float:
-    """List requests per poll cycle in ``[start, end)``, every daemon's cycles counted (the
-    other requests, for jobs that ended and their files, follow what happened upstream)."""
-    requests_made = [
-        r for r in sim.request_log() if start <= r["at"] < end and r["route"] == LIST_ROUTE
-    ]
-    cycles = sum(1 for d in daemons for at in log_events(d, "poll_finished") if start <= at < end)
-    assert cycles > 0
-    return len(requests_made) / cycles
-
-
 def test_three_daemons_survive_their_leader_killed_and_frozen(
     tmp_path: Path, sim: Simulator, pg_schema_url: str
 ) -> None:
@@ -157,7 +89,7 @@ def test_three_daemons_survive_their_leader_killed_and_frozen(
     hooks = webhook_toml(receiver.url, secret_file)
     seeded = time.time()
     ids = seed_jobs(sim)
-    first = member(tmp_path, "d0", sim, url, hooks)
+    first = member(tmp_path, "d0", sim, url, lease=LEASE, poll=POLL, extra=hooks)
     daemons = [first]
     takeovers: list[float] = []
     try:
@@ -169,7 +101,9 @@ def test_three_daemons_survive_their_leader_killed_and_frozen(
         t = time.time()
         time.sleep(2.5)
         alone = per_cycle(sim, daemons, t, time.time())
-        daemons += [member(tmp_path, f"d{n}", sim, url, hooks) for n in (1, 2)]
+        daemons += [
+            member(tmp_path, f"d{n}", sim, url, lease=LEASE, poll=POLL, extra=hooks) for n in (1, 2)
+        ]
         time.sleep(0.5)
         t = time.time()
         time.sleep(2.5)
@@ -273,9 +207,9 @@ def test_a_leader_cut_off_from_the_database_stops_and_another_takes_over(
     proxy = TcpProxy(base.port or 5432)
     through_proxy = base.set(port=proxy.port).render_as_string(hide_password=False)
     ids = seed_jobs(sim)[:20]
-    cut_off = member(tmp_path, "cut", sim, through_proxy)
+    cut_off = member(tmp_path, "cut", sim, through_proxy, lease=LEASE, poll=POLL)
     wait_until(lambda: role(cut_off) == "leader", 20, "the first daemon to lead")
-    other = member(tmp_path, "other", sim, pg_schema_url)
+    other = member(tmp_path, "other", sim, pg_schema_url, lease=LEASE, poll=POLL)
     assert role(other) == "follower"
     time.sleep(1.0)
     began = time.time()
@@ -321,7 +255,7 @@ def test_two_daemons_started_together_on_a_new_database_migrate_once(
             f'[mistral]\nserver_url = "{sim.url}"\n[database]\nurl = "{pg_schema_url}"\n'
             f'[api]\nport = {free_port()}\ntoken_file = "{directory / "token"}"\n'
             f'[log]\nformat = "json"\n[results]\ndir = "{directory / "results"}"\n'
-            + team_toml(name)
+            + team_toml(name, LEASE)
         )
         logs.append(directory / "daemon.log")
     # Both spawned before either could have migrated.

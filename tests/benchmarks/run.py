@@ -8,7 +8,8 @@ load), cli (6, `batchwatch jobs` end to end), memory (5, the daemon's RSS over a
 polling), discovery (7, discovery's requests after a burst of ended jobs, and the local
 API's reads meanwhile), progress (8, the progress history of a simulated day), results (9,
 a big job's results fetched), events (10, webhook latency and a backlog drained), ui (11,
-the dashboard's jobs and job pages, in process). It makes its own data, runs the simulator
+the dashboard's jobs and job pages, in process), providers (12, requests per cycle per
+provider), team (13, team mode's takeover time). It makes its own data, runs the simulator
 and the daemon as real processes on loopback, and prints a table: figure | measured |
 target | PASS/MISS. Exit status 0 when every target is met, 1 otherwise.
 
@@ -44,6 +45,7 @@ from tests.benchmarks import (
     reads,
     requests_per_cycle,
     results,
+    team,
     ui,
     writes,
 )
@@ -64,6 +66,7 @@ FIGURES: dict[str, Figure] = {
     "events": events.figure,
     "ui": ui.figure,
     "providers": providers.figure,
+    "team": team.figure,
 }
 #: Figures that use the shared history + daemon of ``reads.fixture``.
 _USE_READS = frozenset({"reads", "cli"})

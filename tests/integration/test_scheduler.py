@@ -7,7 +7,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -47,3 +47,24 @@ def test_an_overrunning_cycle_delays_the_next_without_a_library_warning(
     assert "poll_delayed" in [e["event"] for e in events]
     assert not [e for e in events if e.get("logger", "").startswith("apscheduler")]
     assert len(cycles) == 1  # never two at once
+
+
+def test_a_follower_ticks_without_polling_and_polls_at_once_when_it_leads() -> None:
+    cycles: list[int] = []
+    leading = threading.Event()
+    started = datetime.now(UTC)
+    health = Health(30.0, started)
+    scheduler = PollScheduler(lambda: cycles.append(1), 30.0, health, leading=leading.is_set)
+    scheduler.start()
+    try:
+        threading.Event().wait(0.5)  # the first tick runs at start
+        assert cycles == []
+        # It ticked as a follower: alive for the watchdog long after its start.
+        assert health.poller_alive(started + timedelta(seconds=100), timedelta(seconds=100))
+        leading.set()
+        scheduler.poll_now()  # the interval is 30 s: only this makes a cycle now
+        threading.Event().wait(1.0)
+        assert cycles == [1]
+        assert health.snapshot(datetime.now(UTC)).cycles == 1
+    finally:
+        scheduler.shutdown()
