@@ -22,6 +22,7 @@ from batchwatch.store import Store, lease
 from batchwatch.store.schema import sync_state
 from batchwatch.team import Team
 from tests.helpers import daemon_settings, wait_for
+from tests.integration.test_actions import BODY, post, upstream_creates
 from tests.integration.test_ui import login
 
 pytestmark = pytest.mark.postgres
@@ -186,3 +187,54 @@ def test_a_daemon_on_postgres_leads_and_says_so(
         assert "<strong>leader</strong>" not in overview  # (beta is not up: only its lease)
     finally:
         daemon.close()
+
+
+def test_any_daemon_of_a_team_creates_and_cancels_and_a_key_holds_across_them(
+    simulator: RunningSimulator, tmp_path: Path, pg_schema_url: str
+) -> None:
+    daemons, tokens = [], []
+    for name in ("a", "b"):
+        directory = tmp_path / name
+        directory.mkdir()
+        settings = replace(
+            daemon_settings(directory, simulator.url),
+            database=DatabaseSettings(url=pg_schema_url),
+            team=TeamSettings(instance_name=name, lease_seconds=3),
+        )
+        daemon = Daemon(settings)
+        daemon.start()
+        daemons.append(daemon)
+        tokens.append(settings.token_file.read_text().strip())
+    try:
+        roles = [requests.get(d.api_url + "/healthz", timeout=10).json()["role"] for d in daemons]
+        assert roles == ["leader", "follower"]
+        # One key, sent to both daemons at once, several times: one job upstream.
+        answers: list[requests.Response] = []
+
+        def create(n: int) -> None:
+            answers.append(
+                post(
+                    daemons[n % 2],
+                    tokens[n % 2],
+                    "/v1/batch/jobs",
+                    BODY,
+                    **{"Idempotency-Key": "k"},
+                )
+            )
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert {a.status_code for a in answers} == {200}
+        assert len({a.json()["id"] for a in answers}) == 1
+        assert upstream_creates(simulator) == 1
+        # The follower cancels; the leader's polls then record what follows.
+        job_id = answers[0].json()["id"]
+        cancelled = post(daemons[1], tokens[1], f"/v1/batch/jobs/{job_id}/cancel")
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "CANCELLATION_REQUESTED"
+    finally:
+        for d in daemons:
+            d.close()
