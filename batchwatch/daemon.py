@@ -163,10 +163,15 @@ class Daemon:
         None on SQLite, where it is alone."""
         if store.is_sqlite:
             return None
+        from batchwatch.store import Store
         from batchwatch.team import Team
 
         s = self.settings
-        team = Team(store, s.team.name(), s.team.lease_seconds, api_url=self.api_url)
+        # A pool of its own: API requests or a long cycle holding the store's connections
+        # must never delay a renewal past the lease.
+        own = Store(s.database_url, idle_timeout_ms=int(s.team.lease_seconds * 1000))
+        self._closers.append(own.close)
+        team = Team(own, s.team.name(), s.team.lease_seconds, api_url=self.api_url)
         try:
             team.join()
         except StartupError:

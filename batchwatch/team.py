@@ -86,6 +86,8 @@ class Team:
         self._leader: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Why the last renewal failed, until one succeeds (said once, not every tick).
+        self._renewal_error: str | None = None
 
     # ---- what the rest of the daemon asks ------------------------------------------------
 
@@ -178,11 +180,16 @@ class Team:
             try:
                 mine = lease.renew(self.engine, self.name, epoch, self.ttl)
             except StoreUnavailable as exc:
-                log.warning("lease_renewal_failed", epoch=epoch, error=str(exc))
+                if self._renewal_error is None:
+                    log.warning("lease_renewal_failed", epoch=epoch, error=str(exc))
+                self._renewal_error = str(exc)
             else:
                 if not mine:
                     self._lose(epoch, "another daemon holds the lease")
                     return
+                if self._renewal_error is not None:
+                    log.info("lease_renewed", epoch=epoch, after=self._renewal_error)
+                    self._renewal_error = None
                 with self._lock:
                     self._deadline = sent + self._usable(self.ttl)
                     self._renew_at = sent + self.ttl / 3
@@ -217,6 +224,7 @@ class Team:
                 return
             self._epoch = None
             self._leader = None
+        self._renewal_error = None
         log.warning("leadership_lost", instance=self.name, epoch=epoch, reason=reason)
         _tell(self.on_lost, reason)
 
