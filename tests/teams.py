@@ -89,3 +89,16 @@ def per_cycle(sim: Simulator, daemons: list[DaemonProcess], start: float, end: f
     cycles = sum(1 for d in daemons for at in log_events(d, "poll_finished") if start <= at < end)
     assert cycles > 0
     return len(requests_made) / cycles
+
+
+def first_request_after(sim: Simulator, began: float, seconds: float = 30) -> float:
+    """When the simulator received its first request after ``began`` (epoch seconds), once
+    there is one: in a team, the new leader's first poll."""
+    found: list[float] = []
+
+    def arrived() -> bool:
+        found[:] = [r["at"] for r in sim.request_log() if r["at"] > began]
+        return bool(found)
+
+    wait_until(arrived, seconds, "a request upstream")
+    return min(found)

@@ -39,7 +39,17 @@ from tests.processes import (
 )
 from tests.proxy import TcpProxy
 from tests.receiver import Answer, Receiver, make_secret
-from tests.teams import has_role, leader_of, log_events, member, per_cycle, query, role, team_toml
+from tests.teams import (
+    first_request_after,
+    has_role,
+    leader_of,
+    log_events,
+    member,
+    per_cycle,
+    query,
+    role,
+    team_toml,
+)
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.postgres]
 
@@ -121,7 +131,7 @@ def test_three_daemons_survive_their_leader_killed_and_frozen(
                 leader.proc.wait(timeout=10)
             others = [d for d in daemons if d is not leader]
             wait_until(partial(has_role, others, "leader"), 30, "a new leader")
-            first_request = min(r["at"] for r in sim.request_log() if r["at"] > began)
+            first_request = first_request_after(sim, began)
             takeovers.append(first_request - began)
             # The old leader's last cycle may have read and not written: blind from there.
             blind.append((began - 2 * POLL, first_request + POLL))

@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 from tests.benchmarks.common import Context, Row, run_alone, say
 from tests.conftest import postgres_url
 from tests.processes import DaemonProcess, Simulator, stop, wait_until
-from tests.teams import has_role, leader_of, member, per_cycle
+from tests.teams import first_request_after, has_role, leader_of, member, per_cycle
 
 LEASE = 5.0
 POLL = 1.0
@@ -93,7 +93,7 @@ def _measure(
         leader.proc.send_signal(signum)
         others = [d for d in daemons if d is not leader]
         wait_until(partial(has_role, others, "leader"), 60, "a takeover")
-        first = min(r["at"] for r in sim.request_log() if r["at"] > began)
+        first = first_request_after(sim, began)
         taken[how].append(first - began)
         say(f"  {how}: takeover {first - began:.2f} s")
         if how == "stop":
