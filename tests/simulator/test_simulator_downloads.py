@@ -194,7 +194,7 @@ def test_slow_trickles_a_download_over_stall_seconds(
     arrivals, received = [], bytearray()
     # A read timeout of 0.4 s: the pauses (1 s / 20) are short, only the whole is slow.
     with get(sim, content_path(file_id), timeout=0.4, stream=True) as response:
-        assert time.monotonic() - started < 0.4  # the headers come at once
+        assert time.monotonic() - started < 1.0  # the headers come before the stall's end
         assert int(response.headers["content-length"]) == len(content)
         for chunk in response.iter_content(16 * 1024):
             arrivals.append(time.monotonic() - started)
