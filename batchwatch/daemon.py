@@ -137,10 +137,7 @@ class Daemon:
         from batchwatch.store import Store
 
         s = self.settings
-        # PostgreSQL: a frozen daemon's transaction (and the write lock it holds) is ended
-        # by the server within one lease, so the others can go on.
-        idle_ms = None if s.database_url.startswith("sqlite") else int(s.team.lease_seconds * 1000)
-        store = Store(s.database_url, idle_timeout_ms=idle_ms)
+        store = Store(s.database_url, idle_timeout_ms=self._idle_ms())
         self._closers.append(store.close)
         if store.is_sqlite and store.engine.url.database not in (None, "", ":memory:"):
             from batchwatch.instance import hold_database_file
@@ -158,6 +155,12 @@ class Daemon:
             raise StartupError(f"database.url: cannot migrate the database: {exc}") from None
         return store
 
+    def _idle_ms(self) -> int | None:
+        """PostgreSQL: a frozen daemon's transaction (and the write lock it holds) is ended
+        by the server within one lease, so the others can go on."""
+        s = self.settings
+        return None if s.database_url.startswith("sqlite") else int(s.team.lease_seconds * 1000)
+
     def _join_team(self, store: Store) -> Team | None:
         """PostgreSQL: this daemon joins the daemons sharing the database (``team.py``);
         None on SQLite, where it is alone."""
@@ -169,7 +172,7 @@ class Daemon:
         s = self.settings
         # A pool of its own: API requests or a long cycle holding the store's connections
         # must never delay a renewal past the lease.
-        own = Store(s.database_url, idle_timeout_ms=int(s.team.lease_seconds * 1000))
+        own = Store(s.database_url, idle_timeout_ms=self._idle_ms())
         self._closers.append(own.close)
         team = Team(own, s.team.name(), s.team.lease_seconds, api_url=self.api_url)
         try:
@@ -248,7 +251,7 @@ class Daemon:
             on_problem=lambda reason: health.problem("results", reason),
             on_result=metrics.result,
             on_usage=metrics.used,
-            team=team,
+            leader=team.token if team is not None else None,
         )
         store.on_recorded.append(worker.recorded)
         worker.start()

@@ -133,17 +133,15 @@ class Dispatcher(threading.Thread):
         super().start()
 
     def run(self) -> None:
-        row = self._registered
-        assert row is not None  # (``start`` registered it)
-        self._cursor = row.cursor
-        if row.disabled_at is not None:
-            self._disable(row.disabled_reason or "disabled", record=False)
+        assert self._registered is not None  # (``start`` registered it)
+        self._adopt(self._registered)
         led = True
         while not self._stop_event.is_set() and not self.disabled:
             try:
                 leading = self._leading()
                 if leading and not led:
-                    self._take_over()
+                    # Leading again: the endpoint as the last leader left it.
+                    self._adopt(stored.register(self.store.unfenced(), self.endpoint.name))
                 led = leading
                 pause = self._round() if leading and not self.disabled else IDLE_SECONDS
             except LeaseLost:
@@ -157,10 +155,8 @@ class Dispatcher(threading.Thread):
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.endpoint.sender.close()
 
-    def _take_over(self) -> None:
-        """This daemon leads again: the endpoint as the last leader left it (its cursor, and
-        whether a 410 disabled it)."""
-        row = stored.register(self.store.unfenced(), self.endpoint.name)
+    def _adopt(self, row: stored.Endpoint) -> None:
+        """Go on from the endpoint's stored row: its cursor, and whether a 410 disabled it."""
         self._cursor = row.cursor
         if row.disabled_at is not None:
             self._disable(row.disabled_reason or "disabled", record=False)

@@ -30,7 +30,6 @@ from batchwatch.results import files, ingest
 from batchwatch.store import Store
 from batchwatch.store import results as stored
 from batchwatch.store.intents import created_with
-from batchwatch.team import Team
 
 log = get_logger("batchwatch.results")
 
@@ -74,9 +73,10 @@ class ResultsWorker:
         on_problem: Callable[[str | None], None] | None = None,
         on_result: Callable[[str], None] | None = None,
         on_usage: Callable[[str | None, TokenUsage], None] | None = None,
-        team: Team | None = None,
+        leader: Callable[[], tuple[str, int] | None] | None = None,
     ) -> None:
-        """``team`` (team mode): results are fetched by the leader only."""
+        """``leader`` (team mode, ``Team.token``): this daemon's name and lease epoch while
+        it leads, else None; results are fetched by the leader only, its writes fenced."""
         #: Each provider's client, by name: a job's files come from its provider.
         self.clients = clients
         self.store = store
@@ -91,10 +91,10 @@ class ResultsWorker:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._ingester: ProcessPoolExecutor | None = None
-        self.team = team
+        self._leader = leader
 
     def _leading(self) -> bool:
-        return self.team is None or self.team.leading()
+        return self._leader is None or self._leader() is not None
 
     def resume(self) -> None:
         """This daemon became the leader: attempts a stopped leader left ``downloading``
@@ -267,10 +267,10 @@ class ResultsWorker:
                 )
             pool = self._ingester
         fence = None
-        if self.team is not None:
-            fence = self.team.token()
+        if self._leader is not None:
+            fence = self._leader()
             if fence is None:
-                raise LeaseLost(f"{self.team.name} is not the leader")
+                raise LeaseLost("this daemon is no longer the leader")
         try:
             future = pool.submit(
                 ingest.ingest,
